@@ -1,0 +1,1 @@
+"""The torch-free runtime: audio in, NDJSON tokens out (numpy, onnxruntime, soundfile, soxr)."""

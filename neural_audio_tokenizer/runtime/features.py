@@ -1,0 +1,141 @@
+"""Waveform -> pooled stream features, chunk by chunk, for any set of encoders.
+
+This is the one place that resamples, chunks, normalizes encoder input and pools encoder
+frames. The runtime runs it with onnxruntime sessions; the export side runs the very same
+code with torch encoders (reference pipeline) and to collect codebook training features,
+so all three see identical chunk boundaries and arithmetic. Only ``run`` differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import soxr
+
+from .audio import AudioSource
+from .framing import Chunker, Grid, Segment, pool
+
+# (encoder, waveform [samples] float32) -> {output name: [frames, dim] array}
+EncoderRun = Callable[[str, np.ndarray], Mapping[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class EncoderInput:
+    """What the pipeline needs to know about an encoder (a subset of the pack's EncoderSpec)."""
+
+    name: str
+    sample_rate: int
+    hop: int
+    window: int
+    input_normalization: str
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a stream's features come from."""
+
+    encoder: str
+    output: str
+    pooling: str
+
+
+@dataclass(frozen=True)
+class ChunkFeatures:
+    first_frame: int
+    n_frames: int
+    streams: dict[str, np.ndarray]  # stream -> [n_frames, dim] float64
+
+
+def normalize_input(samples: np.ndarray) -> np.ndarray:
+    """Zero mean, unit variance, exactly as transformers' Wav2Vec2FeatureExtractor(do_normalize=True):
+    float32 ``(x - mean) / sqrt(var + 1e-7)`` over the real samples of one chunk segment."""
+    x = samples.astype(np.float32, copy=False)
+    return (x - x.mean()) / np.sqrt(x.var() + 1e-7)
+
+
+def segment_waveform(segment: Segment, input_normalization: str) -> np.ndarray:
+    """The encoder's input for a segment: (normalized) real samples, then zero padding."""
+    real = segment.samples
+    if input_normalization == "zero_mean_unit_variance" and len(real):
+        real = normalize_input(real)
+    out = np.zeros(segment.length, dtype=np.float32)
+    out[: len(real)] = real
+    return out
+
+
+def frame_count(n_samples: int, sample_rate: int, frame_rate: int) -> int:
+    """Pack frames for an input: ceil(duration * frame_rate); a partial last frame counts."""
+    return -(-n_samples * frame_rate // sample_rate)
+
+
+class FeaturePipeline:
+    """Resample -> chunk -> encode -> pool, for every encoder a set of streams needs."""
+
+    def __init__(
+        self,
+        encoders: Mapping[str, EncoderInput],
+        routes: Mapping[str, Route],
+        frame_rate: int,
+        window_s: float,
+        context_s: float,
+    ) -> None:
+        used = {r.encoder for r in routes.values()}
+        self.encoders = {n: e for n, e in encoders.items() if n in used}
+        self.routes = dict(routes)
+        self.frame_rate = frame_rate
+        self.grids = {
+            n: Grid.create(e.sample_rate, e.hop, e.window, frame_rate, window_s, context_s)
+            for n, e in self.encoders.items()
+        }
+
+    def iter_chunks(self, source: AudioSource, run: EncoderRun) -> Iterator[ChunkFeatures]:
+        """Pooled features for each chunk of ``source``, in order, as soon as each is ready."""
+        in_rate = source.info.sample_rate
+        chunkers = {n: Chunker(g) for n, g in self.grids.items()}
+        resamplers = {
+            n: None if g.sample_rate == in_rate else soxr.ResampleStream(in_rate, g.sample_rate, 1, dtype="float32", quality="HQ")
+            for n, g in self.grids.items()
+        }
+        pending: dict[int, dict[str, Segment]] = {}
+        n_in = 0
+        for block in source.blocks():
+            n_in += len(block)
+            for name, chunker in chunkers.items():
+                rs = resamplers[name]
+                for seg in chunker.push(block if rs is None else rs.resample_chunk(block)):
+                    pending.setdefault(seg.chunk, {})[name] = seg
+            yield from self._complete(pending, run, final=False)
+        n_frames = frame_count(n_in, in_rate, self.frame_rate)
+        for name, chunker in chunkers.items():
+            rs = resamplers[name]
+            if rs is not None:
+                chunker.push(rs.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+            for seg in chunker.finish(n_frames):
+                pending.setdefault(seg.chunk, {})[name] = seg
+        yield from self._complete(pending, run, final=True)
+
+    def _complete(self, pending: dict[int, dict[str, Segment]], run: EncoderRun, final: bool) -> Iterator[ChunkFeatures]:
+        while pending:
+            j = min(pending)
+            if len(pending[j]) < len(self.encoders):
+                if final:
+                    raise AssertionError(f"chunk {j} missing an encoder's segment")
+                return
+            segments = pending.pop(j)
+            yield self._encode(segments, run)
+
+    def _encode(self, segments: dict[str, Segment], run: EncoderRun) -> ChunkFeatures:
+        outputs = {}
+        for name, seg in segments.items():
+            outputs[name] = run(name, segment_waveform(seg, self.encoders[name].input_normalization))
+        first = next(iter(segments.values()))
+        streams = {}
+        for stream, route in self.routes.items():
+            seg = segments[route.encoder]
+            frames = np.asarray(outputs[route.encoder][route.output])
+            if frames.ndim == 3:  # [batch=1, frames, dim]
+                frames = frames[0]
+            streams[stream] = pool(frames, seg, self.grids[route.encoder].per_frame, route.pooling)
+        return ChunkFeatures(first.first_frame, first.n_frames, streams)

@@ -1,0 +1,74 @@
+"""onnxruntime sessions: execution providers, threads, and the settings that keep tokens exact.
+
+Provider choices are measurements, not taste (issue #4):
+- CUDA: TF32 (the CUDA EP's default) changed 0.6% of frames' tokens; ``use_tf32=0`` gave
+  tokens identical to the CPU provider, so NAT always turns it off. cuDNN's exhaustive
+  algorithm search can pick different kernels run to run; ``HEURISTIC`` keeps the choice fixed.
+- Thread spinning: with another thread pool in the process (torch, a host app), ORT's
+  spinning workers slowed both sides 2-3x; the API turns spinning off unless asked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnxruntime as ort
+
+from .errors import DeviceError, PackError
+
+DEVICES = ("cpu", "cuda", "auto")
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    device: str = "cpu"
+    threads: int = 0  # 0: onnxruntime's default (one per physical core)
+    spinning: bool = False
+
+
+def resolve_device(device: str) -> str:
+    """'cpu' or 'cuda'; 'auto' picks CUDA when onnxruntime-gpu can use it."""
+    if device not in DEVICES:
+        raise DeviceError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    if device == "auto":
+        return "cuda" if has_cuda else "cpu"
+    if device == "cuda" and not has_cuda:
+        raise DeviceError(
+            "--device cuda needs onnxruntime-gpu (pip install onnxruntime-gpu, replacing onnxruntime); "
+            f"this onnxruntime {ort.__version__} offers {', '.join(ort.get_available_providers())}"
+        )
+    return device
+
+
+def providers(device: str) -> list:
+    if device == "cuda":
+        cuda = {"use_tf32": "0", "cudnn_conv_algo_search": "HEURISTIC", "do_copy_in_default_stream": "1"}
+        return [("CUDAExecutionProvider", cuda), "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def create_session(model: bytes, label: str, options: SessionOptions) -> ort.InferenceSession:
+    """An InferenceSession from the verified model bytes (never re-read from disk)."""
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.inter_op_num_threads = 1
+    if options.threads:
+        so.intra_op_num_threads = options.threads
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.spinning else "0")
+    so.use_deterministic_compute = True
+    try:
+        return ort.InferenceSession(model, sess_options=so, providers=providers(resolve_device(options.device)))
+    except DeviceError:
+        raise
+    except Exception as exc:  # onnxruntime raises several types; all mean "unusable model"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PackError(f"pack {label}: onnxruntime refused the model: {reason}") from None
+
+
+def run_session(session: ort.InferenceSession, input_name: str, outputs: list[str], waveform: np.ndarray) -> dict[str, np.ndarray]:
+    """Run one mono waveform (batch 1); returns {output: [frames, dim]}."""
+    values = session.run(outputs, {input_name: waveform[None, :]})
+    return {name: value[0] for name, value in zip(outputs, values)}
