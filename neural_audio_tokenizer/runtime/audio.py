@@ -18,7 +18,7 @@ import io
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
@@ -57,14 +57,16 @@ class AudioSource:
 
     info: SourceInfo
     _blocks: Iterator[np.ndarray]
-    nonfinite: list[int] = field(default_factory=lambda: [0])  # samples replaced by 0
+    decoded: int = 0  # mono samples delivered so far
+    nonfinite: int = 0  # NaN/Inf samples replaced by 0 so far
 
     def blocks(self) -> Iterator[np.ndarray]:
         for block in self._blocks:
             bad = ~np.isfinite(block)
             if bad.any():  # NaN/Inf from float files would poison a whole chunk's features
-                self.nonfinite[0] += int(bad.sum())
+                self.nonfinite += int(bad.sum())
                 block = np.where(bad, np.float32(0), block)
+            self.decoded += len(block)
             yield block
 
 

@@ -140,7 +140,8 @@ def _load_array(root: Path, entry: Any, where: str, ndim: int) -> np.ndarray:
     buf = io.BytesIO(data)
     try:
         version = np.lib.format.read_magic(buf)
-        shape, fortran, dtype = np.lib.format._read_array_header(buf, version)  # noqa: SLF001
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _fortran, dtype = read_header(buf)
     except Exception as exc:  # any malformed header
         raise _fail(name, f"not a valid .npy file ({exc})") from None
     if dtype.hasobject:

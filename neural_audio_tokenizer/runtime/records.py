@@ -1,0 +1,109 @@
+"""Frames and the line encodings an NDJSON stream carries them in: dense, delta, run-length.
+
+A frame line is exactly the seed's shape, ``{"t":1.2,"kf":true,"S0":23,...,"A3":9}``:
+``t`` is the frame's start in seconds (frame k at k / frame_rate, rounded to the ms) and
+``kf`` appears only on keyframes. The compact encodings keep that shape:
+
+- ``delta``: a non-keyframe line carries only the tokens that changed since the previous
+  frame (``{"t":1.4,"A2":5}``; ``{"t":1.4}`` when nothing changed).
+- ``rle``: consecutive identical frames become one line with ``"n"``, the run length.
+  A run never swallows a keyframe: keyframes always start a line with every token.
+
+:func:`expand` rebuilds the dense frames from any of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+TOKEN_NAMES = ("S0", "S1", "S2", "S3", "A0", "A1", "A2", "A3")
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One pack frame: its index, start time (s) and codes per stream level."""
+
+    index: int
+    t: float
+    S: tuple[int, ...]
+    A: tuple[int, ...]
+
+    def tokens(self) -> dict[str, int]:
+        out = {f"S{i}": c for i, c in enumerate(self.S)}
+        out.update({f"A{i}": c for i, c in enumerate(self.A)})
+        return out
+
+
+@dataclass(frozen=True)
+class LineOptions:
+    """How frames become lines. The defaults are the dense stream an LLM reads best."""
+
+    keyframe_interval_s: float = 5.0  # <= 0: only the first frame is a keyframe
+    delta: bool = False
+    rle: bool = False
+
+    @property
+    def mode(self) -> str:
+        return "+".join(m for m, on in (("delta", self.delta), ("rle", self.rle)) if on) or "dense"
+
+    def keyframe_every(self, frame_rate: int) -> int:
+        """Frames between keyframes (0: never after the first)."""
+        if self.keyframe_interval_s <= 0:
+            return 0
+        return max(1, round(self.keyframe_interval_s * frame_rate))
+
+
+def frame_time(index: int, frame_rate: int) -> float:
+    return round(index / frame_rate, 3)
+
+
+def frame_lines(frames: Iterable[Frame], frame_rate: int, options: LineOptions) -> Iterator[dict]:
+    """Encode frames as line objects (not yet JSON) under ``options``."""
+    every = options.keyframe_every(frame_rate)
+    previous: dict[str, int] | None = None
+    pending: tuple[dict, dict[str, int], int] | None = None  # (line, its frame's tokens, run length)
+    for frame in frames:
+        tokens = frame.tokens()
+        keyframe = frame.index == 0 or (every > 0 and frame.index % every == 0)
+        if options.rle and pending is not None and not keyframe and tokens == pending[1]:
+            pending = (pending[0], pending[1], pending[2] + 1)
+            continue
+        if pending is not None:
+            yield _finish(*pending)
+        line: dict = {"t": frame.t}
+        if keyframe:
+            line["kf"] = True
+        if options.delta and not keyframe and previous is not None:
+            line.update({k: v for k, v in tokens.items() if previous[k] != v})
+        else:
+            line.update(tokens)
+        pending = (line, tokens, 1)
+        previous = tokens
+    if pending is not None:
+        yield _finish(*pending)
+
+
+def _finish(line: dict, _tokens: dict[str, int], run: int) -> dict:
+    if run == 1:
+        return line
+    head = {k: line[k] for k in ("t", "kf") if k in line}
+    head["n"] = run
+    head.update({k: v for k, v in line.items() if k not in head})
+    return head
+
+
+def expand(lines: Iterable[dict], frame_rate: int) -> Iterator[dict[str, int | float]]:
+    """Dense frames ``{"t":..,"S0":..,..}`` from frame lines in any encoding (dense/delta/rle)."""
+    state: dict[str, int] = {}
+    for line in lines:
+        start = round(line["t"] * frame_rate)  # t is k / frame_rate rounded to the ms: exact
+        state.update({k: int(v) for k, v in line.items() if _is_token(k)})
+        for i in range(int(line.get("n", 1))):
+            frame: dict[str, int | float] = {"t": frame_time(start + i, frame_rate)}
+            frame.update(state)
+            yield frame
+
+
+def _is_token(key: str) -> bool:
+    return len(key) >= 2 and key[0] in "SA" and key[1:].isdigit()

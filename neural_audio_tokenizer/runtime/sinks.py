@@ -1,0 +1,145 @@
+"""Where NDJSON goes: stdout, one file (``-o``), or one file per input (``--output-dir``).
+
+Files are written under a temporary name in the target folder and renamed into place only
+when complete, so an interrupted or crashed run never leaves a half file under a final name.
+Stdout gets whole lines, flushed one by one (each under PIPE_BUF, so a reader never sees a
+torn line even when NAT is interrupted).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+from .errors import OutputError
+from .ndjson import dumps
+
+
+class _AtomicFile:
+    """A file that appears under ``path`` only when ``commit`` is called."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        except OSError as exc:
+            raise OutputError(f"cannot write in {path.parent}: {exc.strerror or exc}") from None
+        self.tmp = Path(tmp)
+        self.handle: BinaryIO = os.fdopen(fd, "wb")
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.handle.write(data)
+        except OSError as exc:
+            self.discard()
+            raise OutputError(f"cannot write {self.path.name}: {exc.strerror or exc}") from None
+
+    def commit(self) -> None:
+        try:
+            self.handle.flush()
+            os.fsync(self.handle.fileno())
+            self.handle.close()
+            os.replace(self.tmp, self.path)
+        except OSError as exc:
+            self.discard()
+            raise OutputError(f"cannot write {self.path.name}: {exc.strerror or exc}") from None
+
+    def discard(self) -> None:
+        try:
+            self.handle.close()
+        except OSError:
+            pass
+        self.tmp.unlink(missing_ok=True)
+
+
+class Sink:
+    """Receives each input's lines between ``begin`` and ``end``."""
+
+    def begin(self, name: str) -> None: ...
+
+    def line(self, obj: dict) -> None: ...
+
+    def end(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None:
+        """Interrupted: drop whatever is not complete."""
+
+
+class StreamSink(Sink):
+    """Every input's stream, one after another, on one binary stream (stdout)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+
+    def line(self, obj: dict) -> None:
+        self.stream.write(dumps(obj).encode("ascii"))
+        self.stream.flush()
+
+
+class FileSink(Sink):
+    """Every input's stream into one file, renamed into place at the end."""
+
+    def __init__(self, path: str) -> None:
+        target = Path(path)
+        if target.is_dir():
+            raise OutputError(f"-o {path}: is a directory (use --output-dir)")
+        self.file = _AtomicFile(target)
+
+    def line(self, obj: dict) -> None:
+        self.file.write(dumps(obj).encode("ascii"))
+
+    def close(self) -> None:
+        self.file.commit()
+
+    def abort(self) -> None:
+        self.file.discard()
+
+
+class DirectorySink(Sink):
+    """One ``<name>.ndjson`` per input; same-named inputs get ``-2``, ``-3``... in input order."""
+
+    def __init__(self, folder: str, suffix: str = ".ndjson") -> None:
+        self.folder = Path(folder)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"--output-dir {folder}: {exc.strerror or exc}") from None
+        if not os.access(self.folder, os.W_OK):
+            raise OutputError(f"--output-dir {folder}: not writable")
+        self.suffix = suffix
+        self.used: set[str] = set()
+        self.current: _AtomicFile | None = None
+        self.written: list[Path] = []
+
+    def output_name(self, name: str) -> str:
+        stem = Path(name.replace("#", "-")).name
+        stem = stem.rsplit(".", 1)[0] if "." in stem.lstrip(".") else stem
+        stem = stem or "input"
+        candidate, k = stem, 1
+        while candidate in self.used:
+            k += 1
+            candidate = f"{stem}-{k}"
+        self.used.add(candidate)
+        return candidate + self.suffix
+
+    def begin(self, name: str) -> None:
+        self.current = _AtomicFile(self.folder / self.output_name(name))
+
+    def line(self, obj: dict) -> None:
+        assert self.current is not None
+        self.current.write(dumps(obj).encode("ascii"))
+
+    def end(self) -> None:
+        if self.current is not None:
+            self.current.commit()
+            self.written.append(self.current.path)
+            self.current = None
+
+    def abort(self) -> None:
+        if self.current is not None:
+            self.current.discard()
+            self.current = None
