@@ -149,6 +149,13 @@ def test_threads_sharing_one_tokenizer_agree(tok):
     assert results == expected
 
 
+def test_batched_chunks_give_the_same_tokens(tiny_pack, tok):
+    # The CUDA path runs several chunks per call; on the CPU the result must not change.
+    x = tone(11.3, 44100)  # 6 chunks of the tiny pack's 2 s, the last one short
+    batched = Tokenizer.load(tiny_pack, threads=1, batch=4)
+    assert list(batched.encode((x, 44100))) == list(tok.encode((x, 44100)))
+
+
 def test_one_and_two_threads_give_identical_bytes(tiny_pack):
     x = tone(5.0, 32000, channels=2)
     one = "".join(map(dumps, ndjson(Tokenizer.load(tiny_pack, threads=1), x, 32000)))

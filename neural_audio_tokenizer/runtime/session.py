@@ -25,6 +25,7 @@ class SessionOptions:
     device: str = "cpu"
     threads: int = 0  # 0: onnxruntime's default (one per physical core)
     spinning: bool = False
+    batch: int = 0  # chunks per encoder call; 0: 8 on CUDA, 1 on the CPU
 
 
 def resolve_device(device: str) -> str:
@@ -69,6 +70,9 @@ def create_session(model: bytes, label: str, options: SessionOptions) -> ort.Inf
 
 
 def run_session(session: ort.InferenceSession, input_name: str, outputs: list[str], waveform: np.ndarray) -> dict[str, np.ndarray]:
-    """Run one mono waveform (batch 1); returns {output: [frames, dim]}."""
+    """Run one waveform [samples] -> {output: [frames, dim]}, or a batch [n, samples] ->
+    {output: [n, frames, dim]}."""
+    if waveform.ndim == 2:
+        return dict(zip(outputs, session.run(outputs, {input_name: waveform})))
     values = session.run(outputs, {input_name: waveform[None, :]})
     return {name: value[0] for name, value in zip(outputs, values)}
