@@ -100,7 +100,8 @@ def resolve_source(source: str, revision: str | None = None) -> tuple[Path, str 
 
     A folder is used as it is (a hub cache snapshot folder is named by its commit). Anything
     else is taken as a hub id and fetched with ``snapshot_download``: config, preprocessor
-    config and one weights format (safetensors preferred), never both.
+    config and one weights format (safetensors preferred), never both. When the hub cannot
+    be reached, a snapshot already in the local cache is used.
     """
     path = Path(os.path.expanduser(source))
     if path.is_dir():
@@ -115,6 +116,14 @@ def resolve_source(source: str, revision: str | None = None) -> tuple[Path, str 
         raise ModelError(f"model {source!r}: downloading needs huggingface_hub (pip install 'neural-audio-tokenizer[export]')") from None
     try:
         files = set(list_repo_files(source, revision=revision))
+    except Exception as exc:  # offline or hub unreachable: a snapshot already in the cache will do
+        try:
+            folder = Path(snapshot_download(source, revision=revision, allow_patterns=[CONFIG, PREPROCESSOR, *WEIGHT_FILES, "*.safetensors", "*.bin"], local_files_only=True))
+        except Exception:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"model {source!r}: download failed ({reason})") from None
+        return folder, folder.name if _is_commit(folder.name) else None
+    try:
         weights = next((w for w in WEIGHT_FILES if w in files), None)
         if weights is None:
             raise ModelError(f"model {source!r}: the repository has none of {', '.join(WEIGHT_FILES)}")
