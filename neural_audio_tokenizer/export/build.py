@@ -1,0 +1,328 @@
+"""``nat-export build``: pretrained encoders + a corpus -> a verified pack, or nothing.
+
+Steps, each a module of its own:
+1. load the preset's encoders (export/models.py) and export one ONNX graph per encoder
+   holding only the layers the streams use (export/onnx_export.py);
+2. run the training part of the corpus through the runtime's FeaturePipeline with those
+   very ONNX graphs in onnxruntime (export/collect.py), so codebooks are fitted to exactly
+   the features tokenization will see;
+3. fit per-stream normalization and residual VQ codebooks (codebooks/fit.py);
+4. write the pack to a staging folder (export/pack_writer.py), load it with the runtime's
+   own loader, and verify it on held-out clips against the torch reference
+   (export/verify.py). Below the agreement threshold the staging folder is deleted and
+   nothing is left at ``out``; above it the pack is written again with the measurements
+   in its manifest and moved into place.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..runtime.audio import open_path
+from ..runtime.errors import NatError
+from ..runtime.features import EncoderInput, FeaturePipeline, Route
+from ..runtime.pack import load_pack
+from .models import LoadedEncoder, ModelError, load_encoder
+from .onnx_export import OPSET, export_onnx, layer_taps, onnx_opset, quantize_int8
+from .presets import STREAM_OUTPUTS, Preset
+from .reference import TorchRunner
+from .verify import MAX_FEATURE_DIFF, MIN_AGREEMENT, Verification, verify_pack
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".w64", ".rf64", ".caf")
+INT8_MIN_AGREEMENT = 0.90
+HELD_OUT_FRACTION = 0.1
+BUILTIN_CLIPS = 120  # export/corpus.py defaults: 24 minutes, 7200 frames at 5 Hz
+BUILTIN_CLIP_S = 12.0
+
+
+class VerificationError(NatError):
+    """The built pack's runtime disagrees with the torch reference (exit 1)."""
+
+    exit_code = 1
+    kind = "verification"
+
+
+class CorpusError(NatError):
+    """The corpus cannot be used (exit 2)."""
+
+    exit_code = 2
+    kind = "corpus"
+
+
+@dataclass
+class BuildOptions:
+    preset: Preset
+    out: Path
+    corpus: Sequence[str] | None = None  # files and folders; None: the built-in rendered corpus
+    name: str | None = None
+    seed: int = 0
+    iterations: int = 25
+    threads: int = 0  # onnxruntime threads collecting features (0: one per core); torch and onnxruntime during verification (0: 2)
+    int8: bool = False
+    min_agreement: float | None = None  # None: 99.9% (fp32) or 90% (int8)
+    force: bool = False
+
+
+@dataclass
+class BuildResult:
+    path: Path
+    verification: Verification
+    sizes: dict[str, int] = field(default_factory=dict)
+
+
+def expand_corpus(items: Sequence[str]) -> list[Path]:
+    """Audio files named directly, plus every audio file under named folders (sorted)."""
+    files: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+            if not found:
+                raise CorpusError(f"corpus folder {item!r} holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise CorpusError(f"corpus {item!r}: no such file or folder")
+    if not files:
+        raise CorpusError("the corpus is empty")
+    return files
+
+
+def split_corpus(files: Sequence[Path], fraction: float = HELD_OUT_FRACTION) -> tuple[list[Path], list[Path]]:
+    """(training, held-out): every k-th clip is held out, at least one; a one-clip corpus is
+    both (verification then says held_out false)."""
+    if len(files) == 1:
+        return list(files), list(files)
+    n_out = max(1, round(len(files) * fraction))
+    step = len(files) / n_out
+    held = {int(i * step + step / 2) for i in range(n_out)}
+    return [f for i, f in enumerate(files) if i not in held], [f for i, f in enumerate(files) if i in held]
+
+
+def check_grid(preset: Preset, encoders: dict[str, LoadedEncoder]) -> None:
+    """The pack's frame rate must split every encoder's frames evenly (loader rule)."""
+    rate = preset.frame_rate
+    for name, enc in encoders.items():
+        if enc.sample_rate % rate or (enc.sample_rate // rate) % enc.hop:
+            fits = [r for r in range(1, enc.sample_rate // enc.hop + 1) if all(e.sample_rate % r == 0 and (e.sample_rate // r) % e.hop == 0 for e in encoders.values())]
+            raise ModelError(f"frame rate {rate} Hz does not fit encoder {name!r} (hop {enc.hop} at {enc.sample_rate} Hz); rates that fit: {', '.join(map(str, fits))}")
+    for label, secs in (("window_s", preset.window_s), ("context_s", preset.context_s)):
+        if abs(secs * rate - round(secs * rate)) > 1e-9:
+            raise ModelError(f"{label} {secs} s is not a whole number of {rate} Hz frames")
+
+
+def describe(plan: dict, loaded: dict[str, LoadedEncoder], preset: Preset) -> str:
+    """One line: which model and layers feed each stream."""
+    parts = []
+    for stream in ("S", "A"):
+        enc = preset.stream_encoder(stream)
+        first, last = plan[enc]["taps"][STREAM_OUTPUTS[stream]]
+        parts.append(f"{stream}: {loaded[enc].model_id} hidden states {first}-{last} (mean)")
+    sizes = preset.codebook_sizes
+    return f"{'; '.join(parts)}; {preset.frame_rate} Hz, {preset.levels} levels x {sizes['S']}/{sizes['A']} codes (preset {preset.name})"
+
+
+def library_versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+    import torch
+    import transformers
+
+    versions = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
+    try:
+        from importlib.metadata import version
+
+        versions["huggingface_hub"] = version("huggingface_hub")
+    except Exception:  # optional; absent only in unusual installs
+        pass
+    return versions
+
+
+def _file_info(path: Path, display: str) -> dict:
+    import hashlib
+
+    return {"name": display, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
+def _display_names(files: Sequence[Path]) -> dict[str, str]:
+    """Corpus names for the manifest: relative to the common folder, never absolute."""
+    if not files:
+        return {}
+    root = os.path.commonpath([str(f.resolve().parent) for f in files])
+    return {os.fspath(f): os.path.relpath(f.resolve(), root) for f in files}
+
+
+def build_pack(opts: BuildOptions, log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr)) -> BuildResult:
+    """Build, verify and write a pack (see module docstring). Raises NatError subclasses."""
+    from ..codebooks.fit import apply_normalization, fit_normalization, fit_rvq
+    from .collect import collect_features, ort_runner
+    from .pack_writer import write_pack
+
+    preset = opts.preset
+    out = Path(opts.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not opts.force:
+            raise CorpusError(f"output {str(out)!r} already exists; choose another --out or pass --force")
+        if not (out / "manifest.json").is_file():
+            raise CorpusError(f"output {str(out)!r} is not a pack folder; --force only replaces packs")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    threads = opts.threads or 2  # verification: torch and onnxruntime share the process
+    min_agreement = opts.min_agreement if opts.min_agreement is not None else (INT8_MIN_AGREEMENT if opts.int8 else MIN_AGREEMENT)
+
+    plan = preset.encoders()
+    loaded: dict[str, LoadedEncoder] = {}
+    for name, entry in plan.items():
+        log(f"loading {name}: {entry['model']}")
+        loaded[name] = load_encoder(entry["model"])
+    check_grid(preset, loaded)
+
+    modules, model_bytes, precision = {}, {}, {}
+    for name, entry in plan.items():
+        enc = loaded[name]
+        taps = {out_name: tuple(span) for out_name, span in entry["taps"].items()}
+        modules[name] = layer_taps(enc.model, taps)
+        log(f"exporting {name} to ONNX: layers {', '.join(f'{o} {a}-{b}' for o, (a, b) in taps.items())} (runs {modules[name].depth} of {enc.num_layers})")
+        model_bytes[name] = export_onnx(modules[name], enc.sample_rate)
+        precision[name] = "fp32"
+        if opts.int8:
+            model_bytes[name] = quantize_int8(model_bytes[name])
+            precision[name] = "int8 dynamic (MatMul weights), LayerNorm fp32"
+
+    with tempfile.TemporaryDirectory(prefix=".nat-export-", dir=out.parent) as tmp:
+        tmpdir = Path(tmp)
+        if opts.corpus:
+            files = expand_corpus(opts.corpus)
+            corpus_kind, corpus_extra = "files", {}
+        else:
+            from . import corpus as builtin_corpus
+
+            log(f"rendering the built-in corpus ({BUILTIN_CLIPS} clips of {BUILTIN_CLIP_S:g} s, FluidSynth)")
+            try:
+                files = [Path(p) for p in builtin_corpus.render_corpus(tmpdir / "corpus", BUILTIN_CLIPS, 0, BUILTIN_CLIP_S)]
+            except (builtin_corpus.CorpusError, ValueError, OSError) as exc:
+                raise CorpusError(f"built-in corpus: {exc} (or pass --corpus)") from None
+            corpus_kind = "builtin"
+            corpus_extra = builtin_corpus.describe_corpus(BUILTIN_CLIPS, 0, BUILTIN_CLIP_S)
+        train, held_out = split_corpus(files)
+        names = _display_names(files)
+        log(f"corpus: {len(files)} clips ({len(train)} for codebooks, {len(held_out)} held out for verification)")
+
+        encoders_in = {n: EncoderInput(n, e.sample_rate, e.hop, e.window, e.input_normalization) for n, e in loaded.items()}
+        routes = {s: Route(preset.stream_encoder(s), STREAM_OUTPUTS[s], "mean") for s in ("S", "A")}
+        pipeline = FeaturePipeline(encoders_in, routes, preset.frame_rate, preset.window_s, preset.context_s)
+        # Collection has onnxruntime alone (torch idle): every core by default. Features,
+        # hence codebook bytes, are reproducible for the same machine and --threads.
+        run = ort_runner({n: (model_bytes[n], "waveform", list(m.names)) for n, m in modules.items()}, threads=opts.threads)
+        log("collecting features through onnxruntime")
+        try:
+            feats = collect_features(pipeline, run, (open_path(os.fspath(f)) for f in train))
+        except ValueError as exc:
+            raise CorpusError(str(exc)) from None
+
+        streams, fit_report = {}, {}
+        for s in ("S", "A"):
+            x = np.asarray(feats[s])
+            log(f"fitting {s}: {x.shape[0]} frames x {x.shape[1]} dims, {preset.levels} levels x {preset.codebook_sizes[s]} codes")
+            try:
+                norm = fit_normalization(x)
+                books, report = fit_rvq(apply_normalization(x, norm), preset.levels, preset.codebook_sizes[s], opts.seed, opts.iterations)
+            except ValueError as exc:
+                raise CorpusError(f"stream {s}: {exc}") from None
+            streams[s] = {"encoder": routes[s].encoder, "output": routes[s].output, "pooling": "mean", "normalization": norm, "projection": None, "codebooks": books}
+            fit_report[s] = report
+
+        encoders_out = {
+            n: {
+                "model_bytes": model_bytes[n],
+                "input": "waveform",
+                "sample_rate": e.sample_rate,
+                "hop": e.hop,
+                "window": e.window,
+                "input_normalization": e.input_normalization,
+                "outputs": list(modules[n].names),
+            }
+            for n, e in loaded.items()
+        }
+        provenance = {
+            "exporter": {"tool": "nat-export", "version": __version__, "preset": preset.name},
+            "libraries": library_versions(),
+            "encoders": {
+                n: {
+                    "model": e.model_id,
+                    "revision": e.revision,
+                    "kind": e.kind,
+                    "layers": {o: list(span) for o, span in plan[n]["taps"].items()},
+                    "layers_run": modules[n].depth,
+                    "num_layers": e.num_layers,
+                    "hidden_size": e.hidden_size,
+                    "weights_sha256": e.weights,
+                    "onnx": {"exporter": "torch.onnx.export (TorchScript, dynamo=False)", "opset": onnx_opset(model_bytes[n]), "requested_opset": OPSET, "precision": precision[n]},
+                    "notes": e.notes,
+                }
+                for n, e in loaded.items()
+            },
+            "corpus": {
+                "source": corpus_kind,
+                "clips": [_file_info(f, names[os.fspath(f)]) for f in files],
+                "training_clips": len(train),
+                "held_out_clips": [names[os.fspath(f)] for f in held_out],
+                "training_frames": {s: int(np.asarray(feats[s]).shape[0]) for s in ("S", "A")},
+                **({"builtin": corpus_extra} if corpus_extra else {}),
+            },
+            "codebooks": {
+                "method": "residual k-means (k-means++ seeding, fixed Lloyd iterations)",
+                "seed": opts.seed,
+                "iterations": opts.iterations,
+                "levels": preset.levels,
+                "codes": dict(preset.codebook_sizes),
+                "report": fit_report,
+            },
+        }
+        common = dict(
+            name=opts.name or preset.name,
+            description=describe(plan, loaded, preset),
+            frame_rate=preset.frame_rate,
+            window_s=preset.window_s,
+            context_s=preset.context_s,
+            encoders=encoders_out,
+            streams=streams,
+            provenance=provenance,
+        )
+        staging = write_pack(tmpdir / "staging", **common)
+        log(f"verifying against torch on {len(held_out)} held-out clip(s)")
+        result = verify_pack(
+            load_pack(staging),
+            held_out,
+            TorchRunner(modules, threads),
+            threads=threads,
+            min_agreement=min_agreement,
+            max_feature_diff=None if opts.int8 else MAX_FEATURE_DIFF,  # int8: measured, not gated
+            names=names,
+        )
+        result.extra["held_out"] = len(files) > 1
+        result.extra["precision"] = "int8" if opts.int8 else "fp32"
+        for line in result.lines():
+            log(line)
+        if not result.passed:
+            raise VerificationError(f"pack not written: {result.failure()}")
+        write_pack(out, **common, verification=result.record())  # atomic: replaces a --force'd pack whole
+    sizes = {p.name: p.stat().st_size for p in sorted(out.iterdir())}
+    log(f"wrote {out} ({sum(sizes.values()) / 1e6:.1f} MB)")
+    return BuildResult(out, result, sizes)
