@@ -1,0 +1,154 @@
+"""The built-in pack's DSP encoder (export/dsp.py) and the committed pack built from it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from neural_audio_tokenizer.export import dsp
+from neural_audio_tokenizer.packs import BUILTIN_DIR
+from neural_audio_tokenizer.runtime.pack import load_pack, sha256_bytes
+
+PACK = BUILTIN_DIR / "builtin"
+
+
+@pytest.fixture(scope="module")
+def encoder() -> dsp.DspEncoder:
+    return dsp.build_dsp_encoder()
+
+
+@pytest.fixture(scope="module")
+def session(encoder) -> ort.InferenceSession:
+    return ort.InferenceSession(encoder.model_bytes, providers=["CPUExecutionProvider"])
+
+
+def run(session, waveform: np.ndarray) -> dict[str, np.ndarray]:
+    x = np.asarray(waveform, dtype=np.float32)
+    outs = session.run(["semantic", "acoustic"], {"waveform": x[None] if x.ndim == 1 else x})
+    return dict(zip(["semantic", "acoustic"], outs))
+
+
+def music(seconds: float, seed: int = 0) -> np.ndarray:
+    """Harmonic notes changing every 0.25 s, with a little noise: something with timbre and pitch."""
+    rng = np.random.default_rng(seed)
+    n = round(seconds * dsp.SAMPLE_RATE)
+    t = np.arange(n) / dsp.SAMPLE_RATE
+    f0 = rng.choice([220.0, 261.6, 329.6, 392.0], size=int(seconds * 4) + 1)[(t * 4).astype(int)]
+    x = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 6))
+    return (0.2 * x + 0.01 * rng.standard_normal(n)).astype(np.float32)
+
+
+def test_graph_is_valid_small_and_deterministic(encoder):
+    model = onnx.load_model_from_string(encoder.model_bytes)
+    onnx.checker.check_model(model, full_check=True)
+    assert model.opset_import[0].version == 17 and model.ir_version == 8
+    assert len(encoder.model_bytes) < 2 * 1024 * 1024
+    assert dsp.build_dsp_encoder().model_bytes == encoder.model_bytes
+    assert encoder.window - encoder.hop <= dsp.SAMPLE_RATE  # fits the built-in pack's 1 s context
+
+
+@pytest.mark.parametrize("extra", [0, 1, 440, 441, 442, 22050 * 3 + 17, 22050 * 12])
+def test_frame_count_contract(session, encoder, extra):
+    n = encoder.window + extra
+    out = run(session, np.random.default_rng(extra).standard_normal(n) * 0.1)
+    frames = (n - encoder.window) // encoder.hop + 1
+    for name, dim in encoder.dims.items():
+        assert out[name].shape == (1, frames, dim), name
+        assert out[name].dtype == np.float32 and np.all(np.isfinite(out[name]))
+
+
+def test_silence_and_extremes_are_finite(session, encoder):
+    n = encoder.window + 100 * encoder.hop
+    for x in (np.zeros(n), np.full(n, 1e-30), np.ones(n), np.sign(np.sin(np.arange(n) * 0.3))):
+        for name, value in run(session, x).items():
+            assert np.all(np.isfinite(value)), name
+    silent = run(session, np.zeros(n))
+    assert np.ptp(silent["acoustic"], axis=1).max() == 0.0  # constant: silence has one look
+
+
+def test_batch_rows_are_independent(session):
+    a, b = music(3.0, 1), music(3.0, 2)
+    both = run(session, np.stack([a, b]))
+    for name in ("semantic", "acoustic"):
+        np.testing.assert_allclose(both[name][0], run(session, a)[name][0], atol=1e-5)
+        np.testing.assert_allclose(both[name][1], run(session, b)[name][0], atol=1e-5)
+
+
+def test_gain_invariance(session):
+    x = music(4.0)
+    base = run(session, x)
+    for gain in (0.5, 1.41):  # -6 dB, +3 dB
+        scaled = run(session, x * gain)
+        for name in ("semantic", "acoustic"):
+            scale = np.abs(base[name]).max()
+            assert np.abs(scaled[name] - base[name]).max() < 1e-3 * scale, (name, gain)
+
+
+def test_acoustic_matches_a_numpy_reference(session, encoder):
+    """The graph computes what the docstring says: STFT, mel, level division, log, DCT."""
+    x = music(2.0, seed=4).astype(np.float64)
+    got = run(session, x)["acoustic"][0]
+    h = dsp.LEVEL_FRAMES // 2
+    span = dsp.N_FFT_ACOUSTIC + (dsp.LEVEL_FRAMES - 1) * dsp.HOP
+    padded = np.concatenate([np.zeros(span // 2 - dsp.CENTRE), x])
+    window, mel_fb, kernel = dsp.hann(dsp.N_FFT_ACOUSTIC), dsp.mel_filterbank(), dsp.smoothing_kernel(dsp.LEVEL_FRAMES)
+
+    def mel(j: int) -> np.ndarray:
+        seg = padded[j * dsp.HOP : j * dsp.HOP + dsp.N_FFT_ACOUSTIC] * window
+        return (np.abs(np.fft.rfft(seg)) ** 2) @ mel_fb
+
+    for i in (0, 7, got.shape[0] - 1):
+        local = sum(k * mel(i + m).mean() for m, k in enumerate(kernel))
+        m = mel(i + h)
+        ref = max(m.mean(), dsp.QUIET * local)
+        want = np.log(m / (ref + dsp.TINY) + dsp.FLOOR) @ dsp.dct_matrix()
+        np.testing.assert_allclose(got[i], want, rtol=1e-3, atol=2e-3 * np.abs(want).max())
+
+
+def test_frames_are_centred_mid_hop(session, encoder):
+    """A noise burst at sample p disturbs most the frame whose centre i*hop + CENTRE is nearest p."""
+    n = 80000
+    t = np.arange(n) / dsp.SAMPLE_RATE
+    for p in (40000, 40500, 41000):
+        x = 0.1 * np.sin(2 * np.pi * 440 * t)
+        x[p - 220 : p + 221] += 0.3 * np.random.default_rng(0).standard_normal(441)
+        acoustic = run(session, x)["acoustic"][0]
+        disturbance = np.abs(acoustic - np.median(acoustic, axis=0)).sum(axis=1)
+        nearest = round((p - dsp.CENTRE) / dsp.HOP)
+        assert disturbance.argmax() == nearest, p
+
+
+def test_builtin_pack_loads_and_verifies():
+    pack = load_pack(PACK)  # checks every sha256, header, shape and finiteness
+    manifest = json.loads((PACK / "manifest.json").read_text())
+    for entry in manifest["encoders"].values():
+        assert sha256_bytes((PACK / entry["file"]).read_bytes()) == entry["sha256"]
+    assert pack.frame_rate == 5 and pack.window_s == 10.0 and pack.context_s == 1.0
+    assert {s.codebooks.shape for s in pack.streams.values()} == {(4, 256, 18), (4, 256, 40)}
+    assert sum(p.stat().st_size for p in PACK.iterdir()) < 2 * 1024 * 1024
+
+
+def test_builtin_pack_encoder_is_this_code(encoder):
+    """The committed dsp.onnx is what export/dsp.py builds: change one, rebuild the other
+    (python -m neural_audio_tokenizer.export.builtin --out neural_audio_tokenizer/packs/builtin)."""
+    pack = load_pack(PACK)
+    assert pack.encoders["dsp"].model_bytes == encoder.model_bytes
+    assert pack.encoders["dsp"].window == encoder.window and pack.encoders["dsp"].hop == encoder.hop
+
+
+def test_runtime_reproduces_the_recipe_probe_codes():
+    """The recipe recorded the codes its own arithmetic gives for a synthetic probe; the
+    runtime Tokenizer must emit exactly those."""
+    from neural_audio_tokenizer import Tokenizer
+    from neural_audio_tokenizer.export.builtin import probe_signal
+
+    probe = load_pack(PACK).manifest["verification"]["probe"]
+    signal = probe_signal()
+    assert sha256_bytes(signal.astype("<f4").tobytes()) == probe["sha256"]
+    frames = list(Tokenizer.load(PACK, threads=1).encode((signal, dsp.SAMPLE_RATE)))
+    assert [list(f.S) for f in frames] == probe["codes"]["S"]
+    assert [list(f.A) for f in frames] == probe["codes"]["A"]
