@@ -188,9 +188,13 @@ def _hash_file(path: str, name: str) -> tuple[int, str]:
     return size, h.hexdigest()
 
 
-def open_path(path: str, raw_rate: int = RAW_RATE) -> AudioSource:
-    """Decode a file, streaming; FIFOs and character devices are read into memory first."""
-    name = display_name(path)
+def open_path(path: str, raw_rate: int = RAW_RATE, name: str | None = None) -> AudioSource:
+    """Decode a file, streaming; FIFOs and character devices are read into memory first.
+
+    ``name`` (default: :func:`display_name` of ``path``) is what the header and error
+    messages call the input; ``nat batch`` passes the path relative to the library root,
+    so its output equals ``nat REL`` run from that root."""
+    name = display_name(path) if name is None else name
     try:
         st = os.stat(path)
         if stat.S_ISDIR(st.st_mode):

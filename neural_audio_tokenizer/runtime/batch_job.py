@@ -1,0 +1,178 @@
+"""One library file -> its NDJSON file: the unit of work a ``nat batch`` worker process runs.
+
+The lines are exactly what ``nat`` writes for the same input (the same stream_lines and
+error_record, as in cli.tokenize_items), into a temporary file renamed into place when
+complete, so a killed run never leaves a half file under a final name. A rerun skips an
+input whose output is complete (header ... stats) and was made from the same bytes, pack
+and options; everything else is redone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from .audio import open_path
+from .errors import InputError, NatError, OutputError
+from .ndjson import dumps, error_record, stream_lines
+from .records import LineOptions
+from .sinks import _AtomicFile
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every worker needs to build its Tokenizer and lines (picklable)."""
+
+    pack: str | None
+    device: str = "cpu"
+    threads: int = 1
+    options: LineOptions = LineOptions()
+    raw_rate: int = 16000
+
+
+@dataclass(frozen=True)
+class Job:
+    index: int
+    rel: str  # header name and manifest path
+    path: str  # where to read it
+    output: str  # where its NDJSON goes
+
+
+@dataclass
+class Result:
+    index: int
+    status: str  # "ok" | "error" | "skipped"
+    sha256: str | None = None
+    frames: int | None = None
+    duration_s: float | None = None
+    error: str | None = None
+
+
+class Worker:
+    """Holds one Tokenizer, loaded once, and runs jobs with it."""
+
+    def __init__(self, settings: Settings) -> None:
+        from .tokenizer import Tokenizer
+
+        self.settings = settings
+        self.tokenizer = Tokenizer.load(settings.pack, device=settings.device, threads=settings.threads, spinning=False)
+
+    def run(self, job: Job) -> Result:
+        done = self.up_to_date(job)
+        return done if done is not None else self.tokenize(job)
+
+    def up_to_date(self, job: Job) -> Result | None:
+        """A Result("skipped") when ``job.output`` already holds this input's whole stream."""
+        try:
+            head, tail = _first_and_last_line(job.output)
+            header, stats = json.loads(head), json.loads(tail)
+        except (OSError, ValueError):
+            return None
+        s = self.settings
+        source = header.get("source") or {}
+        same = (
+            header.get("type") == "header"
+            and stats.get("type") == "stats"
+            and source.get("name") == job.rel
+            and (header.get("pack") or {}).get("manifest_sha256") == self.tokenizer.pack.manifest_sha256
+            and header.get("encoding") == {"mode": s.options.mode, "keyframe_interval_s": s.options.keyframe_interval_s}
+            and (source.get("decoder") != "raw" or source.get("sample_rate") == s.raw_rate)
+        )
+        if not same or _sha256(job.path) != source.get("sha256"):
+            return None
+        return Result(job.index, "skipped", source["sha256"], stats.get("frames"), stats.get("duration_s"))
+
+    def tokenize(self, job: Job) -> Result:
+        s = self.settings
+        out = Path(job.output)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot write in {out.parent}: {exc.strerror or exc}") from None
+        file = _AtomicFile(out)
+        result = Result(job.index, "ok")
+        try:
+            try:
+                source = open_path(job.path, s.raw_rate, name=job.rel)
+                for line in stream_lines(self.tokenizer, source, s.options):
+                    if line.get("type") == "header":
+                        result.sha256 = line["source"]["sha256"]
+                    elif line.get("type") == "stats":
+                        result.frames, result.duration_s = line["frames"], line["duration_s"]
+                    file.write(dumps(line).encode("ascii"))
+            except InputError as exc:
+                result.status, result.error = "error", str(exc)
+                file.write(dumps(error_record(job.rel, exc)).encode("ascii"))
+            file.commit()
+        except NatError:
+            file.discard()
+            raise
+        except Exception as exc:  # a bug or an odd decoder failure: lose this file, not the run
+            file.discard()
+            return Result(job.index, "error", result.sha256, error=f"{job.rel}: internal error ({type(exc).__name__}: {exc})")
+        except BaseException:
+            file.discard()
+            raise
+        return result
+
+
+def _first_and_last_line(path: str, tail: int = 1 << 16) -> tuple[bytes, bytes]:
+    with open(path, "rb") as f:
+        head = f.readline()
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - tail))
+        lines = f.read().rstrip(b"\n").rsplit(b"\n", 1)
+    return head, lines[-1]
+
+
+def _sha256(path: str) -> str | None:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
+# --- the worker process ------------------------------------------------------------------
+
+
+class _Stop(BaseException):
+    """SIGTERM from the parent: drop the file in progress and exit."""
+
+
+_WORKER: Worker | None = None
+_INIT_ERROR: NatError | None = None
+
+
+def _stop(signum, frame):  # noqa: ARG001
+    raise _Stop()
+
+
+def init_process(settings: Settings) -> None:
+    """Pool initializer: Ctrl-C is the parent's to handle; SIGTERM ends cleanly."""
+    global _WORKER, _INIT_ERROR
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        _WORKER = Worker(settings)
+    except NatError as exc:  # reported by the first job, not as a broken pool
+        _INIT_ERROR = exc
+
+
+def run_job(job: Job) -> Result:
+    if _INIT_ERROR is not None:
+        raise _INIT_ERROR
+    assert _WORKER is not None
+    if os.environ.get("NAT_BATCH_TEST_CRASH") and os.environ["NAT_BATCH_TEST_CRASH"] == job.rel:
+        os._exit(70)  # test hook: a worker dying mid-job (as a decoder segfault would)
+    try:
+        return _WORKER.run(job)
+    except _Stop:
+        os._exit(143)
