@@ -94,10 +94,11 @@ def run(argv: list[str]) -> int:
     if args.workers < 1 or args.threads < 0:
         raise NatError("--workers must be >= 1 and --threads >= 0")
     threads = args.threads or max(1, cores() // args.workers)
-    settings = Settings(args.pack, args.device, threads, LineOptions(args.keyframe_interval, args.delta, args.rle), args.raw_rate)
-    _check_pack(settings)
+    options = LineOptions(args.keyframe_interval, args.delta, args.rle)
+    pack = _check_pack(args.pack, args.device)
     root, entries, problems = discover(args.input, args.root, parse_extensions(args.ext), exclude=args.out)
-    out = _make_out(args.out)
+    settings = Settings(pack, root, args.device, threads, options, args.raw_rate)
+    out = _make_out(args.out).resolve()  # absolute: workers run from the root
     for problem in problems:
         print(f"nat: {problem}", file=sys.stderr)
     if not entries:
@@ -109,7 +110,7 @@ def run(argv: list[str]) -> int:
 
         code = run_batch(entries, root, out, settings, args.workers, args.address, args.quiet)
         return code or (EXIT_INPUT_FAILED if problems else EXIT_OK)
-    jobs = [Job(i, e.rel, e.path, str(output_path(out, e.rel))) for i, e in enumerate(entries)]
+    jobs = [Job(i, e.rel, e.rel, str(output_path(out, e.rel))) for i, e in enumerate(entries)]
     results: dict[int, Result] = {i: Result(i, "error", error=e.problem) for i, e in enumerate(entries) if e.problem}
     todo = [j for j in jobs if j.index not in results]
     started = time.monotonic()
@@ -121,17 +122,20 @@ def run(argv: list[str]) -> int:
     finally:
         progress.close()
         write_index(out / INDEX, entries, results)
-    return summarize(results, len(jobs), problems, time.monotonic() - started, out / INDEX, args.quiet)
+    return summarize(results, len(jobs), problems, time.monotonic() - started, Path(args.out, INDEX), args.quiet)
 
 
-def _check_pack(settings: Settings) -> None:
-    """Fail once, in the parent, on a bad pack or device, rather than in every worker."""
+def _check_pack(pack: str | None, device: str) -> str:
+    """Fail once, in the parent, on a bad pack or device, rather than in every worker; the
+    pack's absolute folder, since workers run from the root."""
     from ..packs import resolve_pack
     from .pack import load_pack
     from .session import resolve_device
 
-    load_pack(resolve_pack(settings.pack))
-    resolve_device(settings.device)
+    folder = resolve_pack(pack).resolve()
+    load_pack(folder)
+    resolve_device(device)
+    return str(folder)
 
 
 def _make_out(folder: str) -> Path:

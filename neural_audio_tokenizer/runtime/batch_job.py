@@ -28,6 +28,7 @@ class Settings:
     """What every worker needs to build its Tokenizer and lines (picklable)."""
 
     pack: str | None
+    root: str = "."  # worker processes work from here, opening each input by its REL
     device: str = "cpu"
     threads: int = 1
     options: LineOptions = LineOptions()
@@ -38,8 +39,8 @@ class Settings:
 class Job:
     index: int
     rel: str  # header name and manifest path
-    path: str  # where to read it
-    output: str  # where its NDJSON goes
+    path: str  # where to read it (a worker process opens REL from the root, as `cd ROOT && nat REL`)
+    output: str  # where its NDJSON goes (absolute)
 
 
 @dataclass
@@ -156,14 +157,19 @@ def _stop(signum, frame):  # noqa: ARG001
 
 
 def init_process(settings: Settings) -> None:
-    """Pool initializer: Ctrl-C is the parent's to handle; SIGTERM ends cleanly."""
+    """Pool initializer: Ctrl-C is the parent's to handle; SIGTERM ends cleanly. The worker
+    moves to the root and opens inputs by REL, exactly as ``cd ROOT && nat REL`` does, so
+    even a decoder message that quotes the path it was given reads the same."""
     global _WORKER, _INIT_ERROR
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _stop)
     try:
+        os.chdir(settings.root)
         _WORKER = Worker(settings)
     except NatError as exc:  # reported by the first job, not as a broken pool
         _INIT_ERROR = exc
+    except OSError as exc:
+        _INIT_ERROR = InputError(f"{settings.root}: cannot enter ({exc.strerror or exc})")
 
 
 def run_job(job: Job) -> Result:
