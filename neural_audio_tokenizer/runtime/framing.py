@@ -7,10 +7,13 @@ side so the core's frames see what surrounds them. Chunk ``j``'s core starts at
 ``j * window_s`` regardless of how the audio arrived, so the same file gives the same
 chunks every run; memory is bounded by one chunk, not by the file.
 
-Time alignment: encoder frame ``i`` of a segment starting at sample ``s0`` covers samples
-``[s0 + i*hop, s0 + i*hop + window)``; pack frame ``k`` is the mean of encoder frames
-``k*R .. k*R + R - 1`` with ``R = sample_rate / (frame_rate * hop)``, so it starts at
-``k / frame_rate`` seconds for every encoder and every input sample rate.
+Time alignment: the runtime only assumes that encoder frame ``i`` of a segment starting at
+sample ``s0`` belongs to time ``s0 + i*hop`` and needs samples up to ``s0 + i*hop + window``.
+Where inside that span a frame is centred is the encoder's business (the built-in DSP
+encoder pads internally so its frame ``i`` is centred mid-hop; HF conv stacks start at
+``i*hop``). Pack frame ``k`` is the mean of encoder frames ``k*R .. k*R + R - 1`` with
+``R = sample_rate / (frame_rate * hop)``, so it starts at ``k / frame_rate`` seconds for
+every encoder and every input sample rate.
 """
 
 from __future__ import annotations
