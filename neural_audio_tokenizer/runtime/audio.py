@@ -7,15 +7,25 @@ read as raw PCM (signed 16-bit little-endian mono at ``raw_rate``, 16 kHz by def
 the seed promised for "arbitrary non-audio data"; the header says so. Input that *looks*
 like a known format (by its magic bytes) but fails to decode is an error, not raw noise.
 
-Blocks have a fixed size in source samples, so everything downstream (resampling, chunking)
-sees the same sequence for the same bytes: the root of byte-identical output.
+Blocks have a fixed size in source samples for a given sample rate (:func:`block_size`), so
+everything downstream sees the same sequence for the same bytes: the root of byte-identical
+output. (Tokens do not depend on the block size: soxr's streaming output and the chunker's
+cuts are the same however the samples arrive; blocks only bound memory.)
+
+Hostile or damaged input (docs/errors.md) must end in one clean ``InputError`` line, never
+a traceback: decoder messages are reduced to libsndfile's reason (no object addresses or
+absolute paths), NaN/Inf samples become silence and absurd amplitudes are clipped to
+``MAX_AMPLITUDE`` so the float arithmetic downstream stays finite; both are counted and
+reported as warnings, as are files shorter than their header declares.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
+import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,12 +34,16 @@ from typing import BinaryIO
 import numpy as np
 import soundfile as sf
 
+from . import callbacks, stderr_guard
 from .errors import InputError
 
-BLOCK = 1 << 16  # source samples per block
+BLOCK = 1 << 16  # most source samples per block
 RAW_RATE = 16000
 MIN_RATE, MAX_RATE = 1000, 768000
 MAX_CHANNELS = 256
+# Float files may exceed full scale (1.0); beyond 60 dB over it a value is damage, not audio,
+# and squaring it (variance, energies) would overflow float32 into inf/NaN features.
+MAX_AMPLITUDE = 1000.0
 _HASH_BLOCK = 1 << 20
 
 # Magic bytes of formats libsndfile reads; such input that fails to decode is reported as
@@ -59,6 +73,8 @@ class AudioSource:
     _blocks: Iterator[np.ndarray]
     decoded: int = 0  # mono samples delivered so far
     nonfinite: int = 0  # NaN/Inf samples replaced by 0 so far
+    clipped: int = 0  # samples beyond +-MAX_AMPLITUDE clipped so far
+    header_note: str | None = None  # what the container header says is wrong, if anything
 
     def blocks(self) -> Iterator[np.ndarray]:
         for block in self._blocks:
@@ -66,13 +82,41 @@ class AudioSource:
             if bad.any():  # NaN/Inf from float files would poison a whole chunk's features
                 self.nonfinite += int(bad.sum())
                 block = np.where(bad, np.float32(0), block)
+            if len(block) and np.abs(block).max() > MAX_AMPLITUDE:
+                self.clipped += int(np.count_nonzero(np.abs(block) > MAX_AMPLITUDE))
+                block = np.clip(block, -MAX_AMPLITUDE, MAX_AMPLITUDE)
             self.decoded += len(block)
             yield block
+
+    def warnings(self) -> list[str]:
+        """One-line notes for the user about this input, once it has been read to the end."""
+        info = self.info
+        notes = []
+        if info.decoder == "raw":
+            notes.append(f"no audio format recognized; read as raw 16-bit PCM at {info.sample_rate} Hz (see --raw-rate)")
+        if self.header_note:
+            notes.append(self.header_note)
+        elif info.decoder == "soundfile" and info.duration_s > 0:
+            got = self.decoded / info.sample_rate
+            if got < info.duration_s - max(0.05, 0.01 * info.duration_s):
+                notes.append(f"decoded {got:.3f} s of the {info.duration_s:.3f} s its header declares (truncated?)")
+        if self.nonfinite:
+            notes.append(f"{self.nonfinite} NaN or infinite samples replaced by silence")
+        if self.clipped:
+            notes.append(f"{self.clipped} samples beyond +-{MAX_AMPLITUDE:g} (full scale is 1) clipped")
+        return notes
 
 
 def display_name(path: str) -> str:
     """The name as given, but never an absolute path (it would differ between machines)."""
     return os.path.basename(path) if os.path.isabs(path) else path
+
+
+def block_size(sample_rate: int) -> int:
+    """Samples per block: about one second, at most BLOCK. A fixed 65,536 samples would be
+    65 s at 1 kHz; resampled to an encoder's rate and cut into chunks, one such block held
+    ~250 MB at once, where a one-second block keeps the peak near that of 44.1 kHz input."""
+    return max(1024, min(BLOCK, int(sample_rate)))
 
 
 def looks_like_audio(head: bytes) -> bool:
@@ -84,18 +128,63 @@ def looks_like_audio(head: bytes) -> bool:
 def _mono(block: np.ndarray) -> np.ndarray:
     if block.shape[1] == 1:
         return np.ascontiguousarray(block[:, 0], dtype=np.float32)
-    return block.mean(axis=1, dtype=np.float64).astype(np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):  # +inf and -inf channels mix to NaN, zeroed later
+        return block.mean(axis=1, dtype=np.float64).astype(np.float32)
+
+
+def _reason(exc: BaseException) -> str:
+    """libsndfile's reason alone: soundfile's message embeds the file object's repr
+    (a memory address, an absolute path), which would make messages differ run to run."""
+    text = getattr(exc, "error_string", None) or str(exc)
+    if "not a regular file" in text:
+        text = "unrecognized or damaged data"  # mpg123 giving up on garbage, via virtual I/O
+    text = " ".join(text.split()).rstrip(".")
+    return text.removeprefix("Error : ").removeprefix("Error: ") or type(exc).__name__
+
+
+_SHORT_CHUNK = re.compile(r"^\s*(data|SSND) : (\d+) \(should be (\d+)\)", re.M)
+_PLACEHOLDER_SIZES = (0, 0xFFFFFFFF)  # written by streaming encoders that cannot seek back
+
+
+def _header_note(handle: sf.SoundFile) -> str | None:
+    """A truncation libsndfile noticed while parsing the header (it then reads what is there)."""
+    try:
+        log = handle.extra_info
+    except Exception:  # noqa: BLE001 - diagnostics only
+        return None
+    match = _SHORT_CHUNK.search(log)
+    if match:
+        declared, held = int(match.group(2)), int(match.group(3))
+        if declared > held and declared not in _PLACEHOLDER_SIZES:
+            return f"header declares {declared} bytes of audio data, the file holds {held} (truncated?)"
+    if "lacks an end-of-stream bit" in log:
+        return "the stream ends without an end-of-stream marker (truncated?)"
+    return None
+
+
+@contextlib.contextmanager
+def _decoder_call() -> Iterator[None]:
+    """Around every libsndfile call: C chatter kept off stderr (when the CLI asks), and
+    exceptions raised in its Python read callbacks (Ctrl-C, SIGTERM, I/O errors) raised here
+    instead of being swallowed as a short read (see callbacks.py)."""
+    with stderr_guard.quiet(), callbacks.reraised():
+        yield
 
 
 def _soundfile_blocks(handle: sf.SoundFile, name: str, owned: BinaryIO | None) -> Iterator[np.ndarray]:
+    done = 0
+    size = block_size(handle.samplerate)
     try:
         while True:
             try:
-                block = handle.read(BLOCK, dtype="float32", always_2d=True)
-            except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-                raise InputError(f"{name}: decoding failed mid-stream ({exc})") from None
+                with _decoder_call():
+                    block = handle.read(size, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError, ValueError, MemoryError, OSError) as exc:
+                at = f" at {done / handle.samplerate:.3f} s" if done else ""
+                raise InputError(f"{name}: decoding failed{at} ({_reason(exc)})") from None
             if not len(block):
                 return
+            done += len(block)
             yield _mono(block)
     finally:
         handle.close()
@@ -103,10 +192,11 @@ def _soundfile_blocks(handle: sf.SoundFile, name: str, owned: BinaryIO | None) -
             owned.close()
 
 
-def _raw_blocks(read: callable, carry_odd: bool = True) -> Iterator[np.ndarray]:
+def _raw_blocks(read: callable, sample_rate: int) -> Iterator[np.ndarray]:
     """s16le samples from a byte reader; an odd final byte becomes the low byte of one last sample."""
+    size = block_size(sample_rate)
     while True:
-        data = read(2 * BLOCK)
+        data = read(2 * size)
         if not data:
             return
         if len(data) % 2:
@@ -115,22 +205,52 @@ def _raw_blocks(read: callable, carry_odd: bool = True) -> Iterator[np.ndarray]:
         yield (np.frombuffer(data, dtype="<i2").astype(np.float32) / np.float32(32768.0))
 
 
-def _open_soundfile(fileobj: BinaryIO | str, name: str, size: int, digest: str, owned: BinaryIO | None) -> AudioSource:
+class _SeekGuard:
+    """The file object libsndfile reads through (soundfile's virtual I/O).
+
+    A damaged header can make libsndfile ask for a negative position. The seek then raises
+    inside a C callback, where cffi prints a traceback to stderr and returns 0; clamping to
+    position 0 here gives libsndfile the same answer without the noise."""
+
+    def __init__(self, fileobj: BinaryIO) -> None:
+        self._f = fileobj
+        self.name = getattr(fileobj, "name", "<bytes>")
+
+    def read(self, n: int = -1) -> bytes:
+        return self._f.read(n)
+
+    def readinto(self, buffer) -> int:
+        return self._f.readinto(buffer)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        try:
+            return self._f.seek(offset, whence)
+        except (ValueError, OSError):
+            return self._f.seek(0)
+
+
+def _open_soundfile(fileobj: BinaryIO, name: str, size: int, digest: str, owned: BinaryIO | None) -> AudioSource:
     try:
-        handle = sf.SoundFile(fileobj)
-    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OverflowError) as exc:
+        with _decoder_call():
+            handle = sf.SoundFile(_SeekGuard(fileobj))
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OverflowError, MemoryError, OSError) as exc:
         if owned is not None:
             owned.close()
-        raise InputError(f"{name}: not decodable audio ({exc})") from None
+        raise InputError(f"{name}: not decodable audio ({_reason(exc)})") from None
     sr, ch = handle.samplerate, handle.channels
     if not MIN_RATE <= sr <= MAX_RATE or not 1 <= ch <= MAX_CHANNELS:
         handle.close()
         if owned is not None:
             owned.close()
-        raise InputError(f"{name}: unsupported audio ({sr} Hz, {ch} channels; NAT reads {MIN_RATE}-{MAX_RATE} Hz, 1-{MAX_CHANNELS} channels)")
+        what = f"sample rate {sr} Hz" if not MIN_RATE <= sr <= MAX_RATE else f"{ch} channels"
+        raise InputError(f"{name}: unsupported {what} (NAT reads {MIN_RATE}-{MAX_RATE} Hz, 1-{MAX_CHANNELS} channels)")
     frames = handle.frames if handle.frames and handle.frames > 0 else 0
     info = SourceInfo(name, size, digest, "soundfile", f"{handle.format}/{handle.subtype}", sr, ch, round(frames / sr, 6))
-    return _checked(AudioSource(info, _soundfile_blocks(handle, name, owned)))
+    source = AudioSource(info, _soundfile_blocks(handle, name, owned), header_note=_header_note(handle))
+    return _checked(source)
 
 
 def _checked(source: AudioSource) -> AudioSource:
@@ -150,14 +270,18 @@ def _checked(source: AudioSource) -> AudioSource:
 
 
 def _raw_source(name: str, size: int, digest: str, read: callable, raw_rate: int, close: callable | None = None) -> AudioSource:
-    if not MIN_RATE <= raw_rate <= MAX_RATE:
+    if isinstance(raw_rate, bool) or not isinstance(raw_rate, int) or not MIN_RATE <= raw_rate <= MAX_RATE:
+        if close is not None:
+            close()
         raise InputError(f"{name}: raw rate {raw_rate} Hz outside {MIN_RATE}-{MAX_RATE}")
     samples = (size + 1) // 2
     info = SourceInfo(name, size, digest, "raw", "s16le", raw_rate, 1, round(samples / raw_rate, 6))
 
     def blocks() -> Iterator[np.ndarray]:
         try:
-            yield from _raw_blocks(read)
+            yield from _raw_blocks(read, raw_rate)
+        except OSError as exc:
+            raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
         finally:
             if close is not None:
                 close()
@@ -178,10 +302,15 @@ def open_bytes(data: bytes, name: str, raw_rate: int = RAW_RATE) -> AudioSource:
         return _raw_source(name, len(data), digest, io.BytesIO(data).read, raw_rate)
 
 
+def _open_binary(path: str) -> BinaryIO:
+    """The one place input files are opened (tests replace it to simulate EACCES as root)."""
+    return open(path, "rb")  # noqa: SIM115
+
+
 def _hash_file(path: str, name: str) -> tuple[int, str]:
     h = hashlib.sha256()
     size = 0
-    with open(path, "rb") as f:
+    with _open_binary(path) as f:
         while chunk := f.read(_HASH_BLOCK):
             h.update(chunk)
             size += len(chunk)
@@ -200,12 +329,13 @@ def open_path(path: str, raw_rate: int = RAW_RATE, name: str | None = None) -> A
         if stat.S_ISDIR(st.st_mode):
             raise InputError(f"{name}: is a directory")
         if not stat.S_ISREG(st.st_mode):  # FIFO, /dev/stdin, ...: not seekable, read it whole
-            with open(path, "rb") as f:
-                return open_bytes(f.read(), name, raw_rate)
+            with _open_binary(path) as f:
+                data = f.read()
+            return open_bytes(data, name, raw_rate)
         size, digest = _hash_file(path, name)
         if size == 0:
             raise InputError(f"{name}: empty input (0 bytes)")
-        handle = open(path, "rb")
+        handle = _open_binary(path)
     except FileNotFoundError:
         raise InputError(f"{name}: no such file") from None
     except PermissionError:
@@ -214,14 +344,21 @@ def open_path(path: str, raw_rate: int = RAW_RATE, name: str | None = None) -> A
         raise InputError(f"{name}: is a directory") from None
     except OSError as exc:
         raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
-    head = handle.read(4)
-    handle.seek(0)
+    try:
+        head = handle.read(4)
+        handle.seek(0)
+    except OSError as exc:  # EIO and the like, after a successful open
+        handle.close()
+        raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
     try:
         return _open_soundfile(handle, name, size, digest, handle)
     except InputError:
         if looks_like_audio(head):
             raise
-    handle = open(path, "rb")
+    try:
+        handle = _open_binary(path)
+    except OSError as exc:  # the file went away between the two opens
+        raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
     return _raw_source(name, size, digest, handle.read, raw_rate, handle.close)
 
 
@@ -242,7 +379,8 @@ def from_array(samples: np.ndarray, sample_rate: int, name: str = "array") -> Au
     info = SourceInfo(name, arr.nbytes, digest, "array", "float32", sr, arr.shape[1], round(arr.shape[0] / sr, 6))
 
     def blocks() -> Iterator[np.ndarray]:
-        for start in range(0, arr.shape[0], BLOCK):
-            yield _mono(arr[start : start + BLOCK])
+        size = block_size(sr)
+        for start in range(0, arr.shape[0], size):
+            yield _mono(arr[start : start + size])
 
     return AudioSource(info, blocks())

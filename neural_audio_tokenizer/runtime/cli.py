@@ -2,7 +2,8 @@
 
 Nothing but NDJSON goes to stdout; messages go to stderr, one line each. Exit codes:
 0 all inputs tokenized, 1 some inputs failed (the others were written), 2 usage, pack or
-device error, 3 output not writable, 130 Ctrl-C, 141 stdout closed early, 143 SIGTERM.
+device error, 3 output not writable, 130 Ctrl-C, 141 stdout closed early, 143 SIGTERM,
+70 internal error (a bug; NAT_DEBUG=1 shows the traceback).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .audio import RAW_RATE, AudioSource, open_bytes
 from .errors import (
     EXIT_BROKEN_PIPE,
     EXIT_INPUT_FAILED,
+    EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_TERMINATED,
@@ -53,7 +55,7 @@ examples:
   nat --delta --rle a.wav b.mp3 --output-dir tokens/
   cat a.wav <(printf '\\x1c') b.wav | nat        # several files on stdin, separated by 0x1C
 exit codes: 0 ok, 1 some inputs failed, 2 usage/pack/device error, 3 output not writable,
-            130 interrupted, 141 stdout closed early, 143 terminated
+            70 internal error, 130 interrupted, 141 stdout closed early, 143 terminated
 """
 
 
@@ -145,7 +147,7 @@ def _make_sink(args: argparse.Namespace) -> Sink:
     return StreamSink(sys.stdout.buffer)
 
 
-def tokenize_items(tokenizer, items: list[InputItem], sink: Sink, options: LineOptions, raw_rate: int) -> tuple[int, int]:
+def tokenize_items(tokenizer, items: list[InputItem], sink: Sink, options: LineOptions, raw_rate: int, quiet: bool = False) -> tuple[int, int]:
     """Tokenize every item into ``sink``; a failing item never stops the others. (ok, failed)."""
     from .ndjson import error_record, stream_lines
 
@@ -157,6 +159,8 @@ def tokenize_items(tokenizer, items: list[InputItem], sink: Sink, options: LineO
             for line in stream_lines(tokenizer, source, options):
                 sink.line(line)
             ok += 1
+            for note in [] if quiet else source.warnings():  # raw fallback, NaN, truncation
+                print(f"nat: {item.name}: warning: {note}", file=sys.stderr)
         except InputError as exc:
             failed += 1
             print(f"nat: {exc}", file=sys.stderr)
@@ -180,7 +184,7 @@ def run(argv: list[str]) -> int:
     items = _items(args.inputs, args.quiet)
     sink = _make_sink(args)
     try:
-        ok, failed = tokenize_items(tokenizer, items, sink, options, args.raw_rate)
+        ok, failed = tokenize_items(tokenizer, items, sink, options, args.raw_rate, quiet=args.quiet)
         sink.close()
     except BaseException:
         sink.abort()
@@ -194,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if threading_main():
         signal.signal(signal.SIGTERM, _on_sigterm)
+    from . import stderr_guard
+
+    stderr_guard.enable()  # decoders' C libraries must not add lines to stderr
     try:
         if argv and argv[0] in SUBCOMMANDS:
             import importlib
@@ -206,23 +213,42 @@ def main(argv: list[str] | None = None) -> int:
             return int(module.main(argv[1:]) or 0)
         return run(argv)
     except NatError as exc:
+        if isinstance(exc, OutputError):
+            _silence_stdout()  # a failed stdout write may leave a partial line buffered
         print(f"nat: {exc}", file=sys.stderr)
         return exc.exit_code
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
+        _finish_stdout()
         print("nat: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Terminated:
+        _finish_stdout()
         print("nat: terminated", file=sys.stderr)
         return EXIT_TERMINATED
+    except Exception as exc:  # a bug, or a pack model failing at run time: one line, no traceback
+        if os.environ.get("NAT_DEBUG"):
+            raise
+        reason = " ".join(str(exc).split())[:300] or "no message"
+        print(f"nat: internal error: {type(exc).__name__}: {reason} (NAT_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 def threading_main() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
+
+
+def _finish_stdout() -> None:
+    """Interrupted: write out the whole lines still buffered (stdout holds only whole lines,
+    so it then ends on one); if the reader is gone, drop them quietly."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError, KeyboardInterrupt, Terminated):  # a second signal: give up
+        _silence_stdout()
 
 
 def _silence_stdout() -> None:

@@ -10,6 +10,7 @@ EXIT_OK = 0
 EXIT_INPUT_FAILED = 1  # at least one input could not be tokenized; the others were written
 EXIT_USAGE = 2  # bad command line, unusable pack, unavailable device
 EXIT_OUTPUT = 3  # output could not be written (permissions, disk full)
+EXIT_INTERNAL = 70  # a bug (EX_SOFTWARE): one line on stderr; NAT_DEBUG=1 shows the traceback
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 EXIT_BROKEN_PIPE = 141  # the reader of stdout went away (128 + SIGPIPE), e.g. `| head`
 EXIT_TERMINATED = 143  # SIGTERM (128 + SIGTERM)

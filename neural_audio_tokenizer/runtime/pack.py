@@ -4,9 +4,11 @@ A pack is untrusted input (people download them from each other), so loading che
 everything before anything runs: the manifest's format and version, that every path stays
 inside the pack folder (symlinks included), every file's sha256, every ``.npy`` header's
 dtype and shape *before* its data is read (a declared 10^9-entry codebook is refused without
-allocating it), ``allow_pickle=False``, and finite values. ONNX files are handed to
-onnxruntime as the very bytes that were hashed, so a file cannot change between check and
-use, and external-data references cannot be followed (see docs/pack-format.md, "Trust").
+allocating it), ``allow_pickle=False``, and finite values. ONNX files are inspected without
+creating a session (``onnx_check``: no custom operator domains, no external data, the
+manifest's input and output names present) and handed to onnxruntime as the very bytes that
+were hashed, so a file cannot change between check and use (docs/pack-format.md, "Trust
+model"). Every refusal is one ``PackError`` line naming the file and the reason.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from .errors import PackError
+from .onnx_check import FLOAT, ModelInfo, OnnxCheckError, inspect_model
 
 FORMAT = "nat-pack"
 FORMAT_VERSIONS = (1,)
@@ -35,6 +38,8 @@ MAX_ARRAY_ELEMENTS = 1 << 26  # 256 MiB of float32: far above any sane codebook
 MAX_LEVELS = 16
 MAX_CODES = 65536
 MAX_DIM = 16384
+MAX_NPY_BYTES = 4 * MAX_ARRAY_ELEMENTS + (1 << 16)  # data plus the largest header numpy reads
+MAX_ONNX_BYTES = (2 << 30) - 1  # protobuf's limit; larger models need external data, refused
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,12 @@ def _resolve_inside(root: Path, rel: Any, where: str) -> Path:
     parts = rel.replace("\\", "/").split("/")
     if ".." in parts:
         raise _fail(where, f"{rel!r} leaves the pack folder")
-    path = (root / rel).resolve()
+    if "\0" in rel:
+        raise _fail(where, f"{rel!r} contains a NUL byte")
+    try:
+        path = (root / rel).resolve()
+    except (OSError, RuntimeError) as exc:  # symlink loops, over-long names
+        raise _fail(where, f"{rel!r} cannot be resolved ({exc})") from None
     if path != root and root not in path.parents:
         raise _fail(where, f"{rel!r} resolves outside the pack folder (symlink?)")
     if not path.is_file():
@@ -120,14 +130,20 @@ def _resolve_inside(root: Path, rel: Any, where: str) -> Path:
     return path
 
 
-def _read_verified(root: Path, entry: Any, where: str) -> tuple[str, bytes]:
+def _read_verified(root: Path, entry: Any, where: str, max_bytes: int) -> tuple[str, bytes]:
     if not isinstance(entry, dict):
         raise _fail(where, "expected an object with 'file' and 'sha256'")
     path = _resolve_inside(root, entry.get("file"), where)
-    data = path.read_bytes()
     want = entry.get("sha256")
     if not isinstance(want, str) or len(want) != 64:
         raise _fail(f"{where} ({entry.get('file')})", "missing or malformed sha256")
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:  # checked before reading: a hostile size must not cost memory
+            raise _fail(entry["file"], f"{size} bytes is larger than any pack needs ({max_bytes}); refused")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _fail(entry["file"], f"cannot be read ({exc.strerror or exc})") from None
     got = sha256_bytes(data)
     if got != want.lower():
         raise _fail(f"{entry['file']}", f"sha256 mismatch (manifest {want[:12]}..., file {got[:12]}...)")
@@ -136,7 +152,7 @@ def _read_verified(root: Path, entry: Any, where: str) -> tuple[str, bytes]:
 
 def _load_array(root: Path, entry: Any, where: str, ndim: int) -> np.ndarray:
     """Load a verified ``.npy``: header checked first, no pickles, float32, finite."""
-    name, data = _read_verified(root, entry, where)
+    name, data = _read_verified(root, entry, where, MAX_NPY_BYTES)
     buf = io.BytesIO(data)
     try:
         version = np.lib.format.read_magic(buf)
@@ -152,6 +168,8 @@ def _load_array(root: Path, entry: Any, where: str, ndim: int) -> np.ndarray:
         raise _fail(name, f"expected {ndim} dimensions, found shape {tuple(shape)}")
     if math.prod(shape) > MAX_ARRAY_ELEMENTS:
         raise _fail(name, f"shape {tuple(shape)} is larger than any pack needs; refused")
+    if len(data) - buf.tell() != math.prod(shape) * dtype.itemsize:
+        raise _fail(name, f"holds {len(data) - buf.tell()} data bytes, its header shape {tuple(shape)} needs {math.prod(shape) * dtype.itemsize}")
     try:
         arr = np.load(io.BytesIO(data), allow_pickle=False)
     except Exception as exc:
@@ -159,8 +177,8 @@ def _load_array(root: Path, entry: Any, where: str, ndim: int) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise _fail(name, "contains NaN or infinite values")
     declared = entry.get("shape")
-    if declared is not None and list(arr.shape) != list(declared):
-        raise _fail(name, f"shape {list(arr.shape)} differs from manifest {declared}")
+    if declared is not None and (not isinstance(declared, list) or list(arr.shape) != declared):
+        raise _fail(name, f"shape {list(arr.shape)} differs from manifest {declared!r}")
     return arr.astype(np.float64)
 
 
@@ -176,11 +194,31 @@ def _number(value: Any, where: str, lo: float, hi: float) -> float:
     return float(value)
 
 
-def _encoder(root: Path, name: str, spec: Any, frame_rate: int) -> EncoderSpec:
+def _check_model(file: str, model: bytes, inp: str, outputs: list[str]) -> ModelInfo:
+    """Refuse custom operators, external data and I/O that do not match the manifest."""
+    try:
+        info = inspect_model(model)
+    except OnnxCheckError as exc:
+        raise _fail(file, str(exc)) from None
+    if inp not in info.inputs:
+        raise _fail(file, f"has no input {inp!r} (inputs: {', '.join(sorted(info.inputs)) or 'none'})")
+    shape = info.inputs[inp].shape
+    if info.inputs[inp].elem_type not in (0, FLOAT) or (shape is not None and len(shape) != 2):
+        raise _fail(file, f"input {inp!r} must be float32 [batch, samples]")
+    for out in outputs:
+        if out not in info.outputs:
+            raise _fail(file, f"has no output {out!r} (outputs: {', '.join(sorted(info.outputs)) or 'none'})")
+        shape = info.outputs[out].shape
+        if info.outputs[out].elem_type not in (0, FLOAT) or (shape is not None and len(shape) != 3):
+            raise _fail(file, f"output {out!r} must be float32 [batch, frames, dim]")
+    return info
+
+
+def _encoder(root: Path, name: str, spec: Any, frame_rate: int) -> tuple[EncoderSpec, ModelInfo]:
     where = f"manifest.json encoders.{name}"
     if not isinstance(spec, dict):
         raise _fail(where, "expected an object")
-    file, model = _read_verified(root, spec, where)
+    file, model = _read_verified(root, spec, where, MAX_ONNX_BYTES)
     sr = _int(spec.get("sample_rate"), f"{where}.sample_rate", 1000, 768000)
     hop = _int(spec.get("hop"), f"{where}.hop", 1, sr)
     window = _int(spec.get("window"), f"{where}.window", hop, 16 * sr)
@@ -195,21 +233,22 @@ def _encoder(root: Path, name: str, spec: Any, frame_rate: int) -> EncoderSpec:
     inp = spec.get("input", "waveform")
     if not isinstance(inp, str):
         raise _fail(where, "input must be a string")
-    return EncoderSpec(name, file, model, inp, sr, hop, window, norm, tuple(outputs))
+    info = _check_model(file, model, inp, outputs)
+    return EncoderSpec(name, file, model, inp, sr, hop, window, norm, tuple(outputs)), info
 
 
-def _stream(root: Path, name: str, spec: Any, encoders: dict[str, EncoderSpec]) -> StreamSpec:
+def _stream(root: Path, name: str, spec: Any, encoders: dict[str, EncoderSpec], models: dict[str, ModelInfo]) -> StreamSpec:
     where = f"manifest.json streams.{name}"
     if not isinstance(spec, dict):
         raise _fail(where, "expected an object")
     enc = spec.get("encoder")
-    if enc not in encoders:
+    if not isinstance(enc, str) or enc not in encoders:
         raise _fail(where, f"unknown encoder {enc!r}")
     output = spec.get("output")
-    if output not in encoders[enc].outputs:
+    if not isinstance(output, str) or output not in encoders[enc].outputs:
         raise _fail(where, f"output {output!r} is not among encoder {enc!r}'s outputs")
     pooling = spec.get("pooling", "mean")
-    if pooling not in POOLINGS:
+    if not isinstance(pooling, str) or pooling not in POOLINGS:
         raise _fail(where, f"unknown pooling {pooling!r}")
     if "normalization" not in spec or "codebooks" not in spec:
         raise _fail(where, "needs 'normalization' and 'codebooks'")
@@ -217,6 +256,10 @@ def _stream(root: Path, name: str, spec: Any, encoders: dict[str, EncoderSpec]) 
     if norm.shape[0] != 2 or np.any(norm[1] <= 0):
         raise _fail(spec["normalization"]["file"], "must be [2, dim]: mean, then positive std")
     dim = norm.shape[1]
+    out_shape = models[enc].outputs[output].shape
+    feat_dim = out_shape[-1] if out_shape else None
+    if isinstance(feat_dim, int) and feat_dim * (2 if pooling == "mean_std" else 1) != dim:
+        raise _fail(spec["normalization"]["file"], f"dim {dim} does not match {encoders[enc].file} output {output!r} (dim {feat_dim}, pooling {pooling})")
     proj = None
     if spec.get("projection") is not None:
         proj = _load_array(root, spec["projection"], f"{where}.projection", 2)
@@ -237,20 +280,35 @@ def load_pack(path: str | os.PathLike[str]) -> Pack:
     if not root.is_dir():
         raise PackError(f"pack {str(path)!r}: not a folder")
     root = root.resolve()
-    mpath = root / "manifest.json"
-    if not mpath.is_file():
+    if not (root / "manifest.json").is_file():
         raise _fail("manifest.json", f"missing in {root.name!r}")
-    raw = mpath.read_bytes()
-    if len(raw) > MAX_MANIFEST_BYTES:
-        raise _fail("manifest.json", "larger than 1 MiB; refused")
+    try:
+        return _load(root)
+    except PackError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError, RecursionError) as exc:
+        # Every malformation found so far has its own message; this keeps an unforeseen one
+        # to one line instead of a traceback.
+        raise _fail("manifest.json", f"malformed ({type(exc).__name__}: {exc})") from None
+
+
+def _load(root: Path) -> Pack:
+    mpath = _resolve_inside(root, "manifest.json", "manifest.json")
+    try:
+        if mpath.stat().st_size > MAX_MANIFEST_BYTES:
+            raise _fail("manifest.json", "larger than 1 MiB; refused")
+        raw = mpath.read_bytes()
+    except OSError as exc:
+        raise _fail("manifest.json", f"cannot be read ({exc.strerror or exc})") from None
     try:
         manifest = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _fail("manifest.json", f"not valid JSON (truncated?): {exc}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise _fail("manifest.json", f"not valid JSON (truncated?): {reason}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise _fail("manifest.json", f"not a {FORMAT} manifest")
     version = manifest.get("format_version")
-    if version not in FORMAT_VERSIONS:
+    if isinstance(version, bool) or version not in FORMAT_VERSIONS:
         raise _fail("manifest.json", f"format_version {version!r} is not supported (this NAT reads {list(FORMAT_VERSIONS)})")
     name = manifest.get("name")
     if not isinstance(name, str) or not name:
@@ -267,14 +325,16 @@ def load_pack(path: str | os.PathLike[str]) -> Pack:
     enc_specs = manifest.get("encoders")
     if not isinstance(enc_specs, dict) or not enc_specs:
         raise _fail("manifest.json", "missing encoders")
-    encoders = {n: _encoder(root, n, s, frame_rate) for n, s in enc_specs.items()}
+    checked = {n: _encoder(root, n, s, frame_rate) for n, s in enc_specs.items()}
+    encoders = {n: spec for n, (spec, _) in checked.items()}
+    models = {n: info for n, (_, info) in checked.items()}
     for enc in encoders.values():
         if round(context_s * enc.sample_rate) < enc.window - enc.hop:
             raise _fail("manifest.json", f"chunking.context_s is shorter than encoder {enc.name!r}'s window")
     st_specs = manifest.get("streams")
-    if not isinstance(st_specs, dict) or sorted(st_specs) != sorted(STREAM_NAMES):
+    if not isinstance(st_specs, dict) or sorted(map(str, st_specs)) != sorted(STREAM_NAMES):
         raise _fail("manifest.json", f"streams must be exactly {list(STREAM_NAMES)}")
-    streams = {n: _stream(root, n, st_specs[n], encoders) for n in STREAM_NAMES}
+    streams = {n: _stream(root, n, st_specs[n], encoders, models) for n in STREAM_NAMES}
     return Pack(
         name=name,
         path=root,

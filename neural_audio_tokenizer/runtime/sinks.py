@@ -8,13 +8,31 @@ torn line even when NAT is interrupted).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import stat
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from .errors import OutputError
 from .ndjson import dumps
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM (main thread, POSIX) until the block is done; they arrive after."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class _AtomicFile:
@@ -47,11 +65,12 @@ class _AtomicFile:
             raise OutputError(f"cannot write {self.path.name}: {exc.strerror or exc}") from None
 
     def discard(self) -> None:
-        try:
-            self.handle.close()
-        except OSError:
-            pass
-        self.tmp.unlink(missing_ok=True)
+        with _signals_deferred():  # a second Ctrl-C must not leave the .part file behind
+            try:
+                self.handle.close()
+            except OSError:
+                pass
+            self.tmp.unlink(missing_ok=True)
 
 
 class Sink:
@@ -76,18 +95,70 @@ class StreamSink(Sink):
         self.stream = stream
 
     def line(self, obj: dict) -> None:
-        self.stream.write(dumps(obj).encode("ascii"))
-        self.stream.flush()
+        try:
+            self.stream.write(dumps(obj).encode("ascii"))
+            self.stream.flush()
+        except BrokenPipeError:
+            raise  # the reader left (`| head`): the CLI exits 141, quietly
+        except OSError as exc:  # disk full, I/O error: stop, as no later line can be trusted
+            raise OutputError(f"cannot write to stdout: {exc.strerror or exc}") from None
+
+
+class _DirectFile:
+    """Writes straight into an existing non-regular file (/dev/null, /dev/stdout, a FIFO).
+
+    Renaming a temporary file over such a path would replace the device node itself (as
+    root: /dev/null becomes a plain file), so these are opened and written in place.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.handle: BinaryIO = open(path, "wb")  # noqa: SIM115
+        except OSError as exc:
+            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.handle.write(data)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            self.discard()
+            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
+    def commit(self) -> None:
+        try:
+            self.handle.close()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
+    def discard(self) -> None:
+        try:
+            self.handle.close()
+        except OSError:
+            pass
+
+
+def _is_special(path: Path) -> bool:
+    """True for an existing path that is neither a regular file nor a folder."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 class FileSink(Sink):
-    """Every input's stream into one file, renamed into place at the end."""
+    """Every input's stream into one file, renamed into place at the end (devices: in place)."""
 
     def __init__(self, path: str) -> None:
         target = Path(path)
         if target.is_dir():
             raise OutputError(f"-o {path}: is a directory (use --output-dir)")
-        self.file = _AtomicFile(target)
+        self.file = _DirectFile(target) if _is_special(target) else _AtomicFile(target)
 
     def line(self, obj: dict) -> None:
         self.file.write(dumps(obj).encode("ascii"))

@@ -4,10 +4,12 @@ The seed split blindly on 0x1C and so cut WAVs whose samples contain that byte. 
 that starts with a RIFF/RIFX/RF64 or AIFF (FORM) header is taken by the length its header
 declares, when that length ends exactly at the end of the data or at an FS byte; otherwise
 (a streamed WAV with a placeholder size, a lying header) the part ends at the next FS.
-One trailing FS after the last part is a terminator, not an empty part.
+One trailing FS after the last part is a terminator, not an empty part, unless a container
+header declares it as its own last byte (a WAV whose final sample byte is 0x1C, piped alone).
 
-Invariant (property-tested): ``FS.join(split_parts(data))`` equals ``data`` without its one
-trailing FS.
+Invariants (property-tested in tests/test_fuzz.py): ``FS.join(split_parts(data))`` equals
+``data``, or ``data`` without its one trailing FS (the terminator); and WAV/AIFF files joined
+with FS come back whole, whatever bytes their samples hold.
 """
 
 from __future__ import annotations
