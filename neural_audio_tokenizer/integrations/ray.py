@@ -187,7 +187,9 @@ def run_batch(entries, root: str, out, settings, workers: int, address: str | No
     kwargs = dict(pack=settings.pack, device=settings.device, threads=settings.threads, keyframe_interval=opts.keyframe_interval_s, delta=opts.delta, rle=opts.rle, raw_rate=settings.raw_rate)
     ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), workers * 4)))
     ds = ds.map_batches(Tokenize, fn_constructor_kwargs=kwargs, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=settings.threads, batch_size=1, batch_format="pyarrow")
-    ds.write_parquet(str(target), min_rows_per_file=128, ray_remote_args={"num_cpus": 0.25})  # writing is light; never wait for a free core
+    # Writing is light, and a write task that waits for a core held by the actors would stall
+    # the stream once their output backs up: it reserves none.
+    ds.write_parquet(str(target), min_rows_per_file=128, ray_remote_args={"num_cpus": 0})
     table = pq.read_table(str(target), columns=["name", "sha256", "frames", "duration_s", "status", "error"]).to_pylist()
     by_name = {r["name"]: r for r in table}
     results: dict[int, Result] = {}

@@ -250,9 +250,12 @@ class _Progress:
         self.started = time.monotonic()
         if not quiet and sys.stderr is not None and sys.stderr.isatty():
             try:
+                import shutil
+
                 from tqdm import tqdm
 
-                self.bar = tqdm(total=total, unit="file", dynamic_ncols=True, file=sys.stderr)
+                size = shutil.get_terminal_size((100, 24))  # a pty may report 0x0: tqdm would hide the bar
+                self.bar = tqdm(total=total, unit="file", ncols=min(size.columns, 120), nrows=size.lines, file=sys.stderr)
             except ImportError:
                 pass
 
