@@ -164,8 +164,7 @@ def test_raw_fallback_reads_every_byte(data):
     try:
         n = drain(data)
     except InputError:
-        source = None  # libsndfile recognized some headerless format and then failed: allowed
-        return
+        return  # libsndfile recognized some headerless format and then failed: allowed
     if open_bytes(data, "fuzz").info.decoder == "raw":
         assert n == (len(data) + 1) // 2
 
