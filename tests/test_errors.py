@@ -352,6 +352,9 @@ def test_devices_are_written_in_place(tiny_pack, tmp_path):
     assert proc.returncode == 0
     assert Path("/dev/null").is_char_device()
     assert not [p for p in Path("/dev").iterdir() if p.name.endswith(".part")]
+    # anything under /dev is written in place, even a /dev/null some other program broke
+    assert all(sinks._is_special(Path(p)) for p in ("/dev/null", "/dev/stdout", "/dev/no-such-device"))
+    assert not sinks._is_special(tmp_path / "x.ndjson")
 
 
 @pytest.fixture

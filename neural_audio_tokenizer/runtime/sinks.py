@@ -143,7 +143,11 @@ class _DirectFile:
 
 
 def _is_special(path: Path) -> bool:
-    """True for an existing path that is neither a regular file nor a folder."""
+    """True for an existing path that is neither a regular file nor a folder, and for
+    anything under /dev (so that a /dev/null already turned into a plain file by some other
+    program is not replaced again, and ``-o /dev/stdout`` works whatever it points to)."""
+    if os.path.realpath(path).startswith("/dev/") or os.path.abspath(path).startswith("/dev/"):
+        return True
     try:
         mode = os.stat(path).st_mode
     except OSError:
