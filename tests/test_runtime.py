@@ -258,3 +258,19 @@ def test_runtime_never_imports_torch(tiny_pack, clip_wav):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=REPO, timeout=120)
     assert proc.returncode == 0, proc.stderr.decode()
     assert proc.stdout.strip() == b"clean"
+
+
+def test_frames_computed_before_a_failure_are_all_written():
+    from neural_audio_tokenizer.runtime.records import Frame, frame_lines
+
+    def frames():
+        for i in range(3):
+            yield Frame(i, i / 5, (1, 2, 3, 4), (5, 6, 7, 8))
+        raise RuntimeError("decoder broke")
+
+    for options in (LineOptions(), LineOptions(rle=True), LineOptions(delta=True, rle=True)):
+        got = []
+        with pytest.raises(RuntimeError):
+            for line in frame_lines(frames(), 5, options):
+                got.append(line)
+        assert sum(line.get("n", 1) for line in got) == 3, options

@@ -59,18 +59,33 @@ def frame_time(index: int, frame_rate: int) -> float:
 
 
 def frame_lines(frames: Iterable[Frame], frame_rate: int, options: LineOptions) -> Iterator[dict]:
-    """Encode frames as line objects (not yet JSON) under ``options``."""
+    """Encode frames as line objects (not yet JSON) under ``options``.
+
+    Lines are yielded as soon as they are final: at once without ``rle``; with ``rle`` when
+    the run ends. If the frame source fails mid-stream, the pending run is still yielded
+    before the error propagates, so every frame computed is written.
+    """
     every = options.keyframe_every(frame_rate)
     previous: dict[str, int] | None = None
     pending: tuple[dict, dict[str, int], int] | None = None  # (line, its frame's tokens, run length)
-    for frame in frames:
+    iterator = iter(frames)
+    while True:
+        try:
+            frame = next(iterator)
+        except StopIteration:
+            break
+        except Exception:
+            if pending is not None:
+                yield _finish(*pending)
+            raise
         tokens = frame.tokens()
         keyframe = frame.index == 0 or (every > 0 and frame.index % every == 0)
-        if options.rle and pending is not None and not keyframe and tokens == pending[1]:
+        if pending is not None and not keyframe and tokens == pending[1]:
             pending = (pending[0], pending[1], pending[2] + 1)
             continue
         if pending is not None:
             yield _finish(*pending)
+            pending = None
         line: dict = {"t": frame.t}
         if keyframe:
             line["kf"] = True
@@ -78,8 +93,11 @@ def frame_lines(frames: Iterable[Frame], frame_rate: int, options: LineOptions) 
             line.update({k: v for k, v in tokens.items() if previous[k] != v})
         else:
             line.update(tokens)
-        pending = (line, tokens, 1)
         previous = tokens
+        if options.rle:
+            pending = (line, tokens, 1)
+        else:
+            yield line
     if pending is not None:
         yield _finish(*pending)
 
