@@ -90,6 +90,7 @@ def main() -> int:
         r["scaling"] = round(r["audio_s_per_s"] / base, 3)
     report = {
         "pack": pack,
+        "load_average": [round(x, 2) for x in os.getloadavg()],  # other work on the machine skews wall times
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "files": args.files,
         "audio_s": audio,
@@ -99,7 +100,7 @@ def main() -> int:
     if args.json:
         print(json.dumps(report))
         return 0
-    print(f"nat batch on {args.files} files x {args.seconds:g} s ({audio:g} s of audio), pack {pack}, {report['cores']} cores")
+    print(f"nat batch on {args.files} files x {args.seconds:g} s ({audio:g} s of audio), pack {pack}, {report['cores']} cores, load average {report['load_average'][0]}")
     for r in results:
         print(f"  {r['workers']:>2} worker(s): {r['seconds']:7.2f} s  {r['audio_s_per_s']:8.1f} audio-s/s  {r['files_per_s']:6.2f} files/s  x{r['scaling']:.2f}")
     if len(results) > 1:
