@@ -148,10 +148,8 @@ def to_ndjson(row: dict) -> bytes:
         rate = header["frame_rate"]
         S, A = header["streams"]["S"]["tokens"], header["streams"]["A"]["tokens"]
         frames = [Frame(i, frame_time(i, rate), tuple(int(row[k][i]) for k in S), tuple(int(row[k][i]) for k in A)) for i in range(len(row["t"]))]
-        body = [dumps(x) for x in frame_lines(frames, rate, options)]
-        if row["status"] != "ok" and body:
-            body.pop()  # a failure mid-stream stops nat before the line still being built
-        lines = [row["header"] + "\n", *body]
+        # Every frame computed, also before a mid-stream failure: nat writes them all.
+        lines = [row["header"] + "\n", *(dumps(x) for x in frame_lines(frames, rate, options))]
     if row["status"] == "ok":
         lines.append(row["stats"] + "\n")
     else:
