@@ -41,19 +41,28 @@ SUBCOMMANDS = {
 }
 
 DESCRIPTION = """\
-Turn music and sound into timestamped NDJSON tokens an LLM can read: per frame, four
-semantic tokens S0-S3 (musical content) and four acoustic tokens A0-A3 (timbre).
-The first line is a header, the last line statistics. Same input bytes and same pack
-give byte-identical output.
+Turn music and sound into timestamped tokens an LLM can read: per frame, four semantic
+tokens S0-S3 (musical content) and four acoustic tokens A0-A3 (timbre). The default output
+is NDJSON: a header line, one line per frame, a statistics line. Same input bytes and same
+pack give byte-identical output, in every format.
 
-other commands: nat diff | batch | prompt | packs   (nat COMMAND --help)
+other commands:
+  nat diff GOLDEN NEW      compare token files (CI regression checks)
+  nat prompt INPUT         an LLM prompt with the stream fitted to a token budget
+  nat packs [--verify]     list the installed packs (and check them)
+  nat batch DIR --out OUT  tokenize a whole library with worker processes
+  (nat COMMAND --help for each)
 """
 
 EPILOG = """\
 examples:
   nat song.flac > song.ndjson
   nat --delta --rle a.wav b.mp3 --output-dir tokens/
+  nat --format text song.flac                   # compact lines for pasting into a chat
+  nat --all-outputs --output-dir report/ *.wav  # pictures, metrics and a report per input
   cat a.wav <(printf '\\x1c') b.wav | nat        # several files on stdin, separated by 0x1C
+stdout carries only the requested output (NDJSON unless --format says otherwise); messages,
+progress bars and reports go to stderr.
 exit codes: 0 ok, 1 some inputs failed, 2 usage/pack/device error, 3 output not writable,
             70 internal error, 130 interrupted, 141 stdout closed early, 143 terminated
 """
@@ -86,6 +95,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .formats import FORMATS
+
     p = _Parser(
         prog="nat",
         description=DESCRIPTION,
@@ -93,21 +104,61 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="audio files; '-' or none for stdin")
-    p.add_argument("--pack", default=None, metavar="NAME|PATH", help="pack name or folder (default: builtin)")
+    p.add_argument("--pack", default=None, metavar="NAME|PATH", help="pack name or folder (default: builtin; see nat packs)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="execution device (default: cpu)")
     p.add_argument("--threads", type=int, default=0, metavar="N", help="CPU threads per encoder (default: all cores)")
     out = p.add_argument_group("output")
     out.add_argument("-o", "--output", metavar="FILE", help="write all streams to FILE (default: stdout)")
-    out.add_argument("--output-dir", metavar="DIR", help="write one <name>.ndjson per input into DIR")
+    out.add_argument("--output-dir", metavar="DIR", help="write one file per input into DIR (<name>.ndjson, or .txt for text formats)")
+    out.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="ndjson",
+        help="ndjson (default); text: one compact line per frame; hierarchical, interleaved, structured: "
+        "the original script's text dumps; lam: its lam_audio_tokens v1.5 NDJSON",
+    )
+    out.add_argument(
+        "--all-outputs",
+        action="store_true",
+        help="with --output-dir: per input the token files (_tokens.ndjson/.json/.txt), a picture of waveform, "
+        "spectrogram and tokens, token histograms, metrics.json and a Markdown report (needs matplotlib: the [viz] extra)",
+    )
+    out.add_argument("--budget-report", action="store_true", help="on stderr: estimated LLM tokens of the output and how much fits 8k/32k/128k contexts")
     enc = p.add_argument_group("encoding")
     enc.add_argument("--keyframe-interval", type=float, default=5.0, metavar="S", help="seconds between keyframes (default: 5; 0: first frame only)")
-    enc.add_argument("--delta", action="store_true", help="non-keyframe lines carry only changed tokens")
-    enc.add_argument("--rle", action="store_true", help="runs of identical frames become one line with n")
+    enc.add_argument("--delta", action="store_true", help="non-keyframe lines carry only changed tokens (ndjson, text)")
+    enc.add_argument("--rle", action="store_true", help="runs of identical frames become one line with n (ndjson, text; lam: run-length semantic layers)")
     inp = p.add_argument_group("input")
     inp.add_argument("--raw-rate", type=int, default=RAW_RATE, metavar="HZ", help=f"sample rate for undecodable input read as raw s16le PCM (default: {RAW_RATE})")
-    p.add_argument("-q", "--quiet", action="store_true", help="no messages on stderr except errors")
+    inp.add_argument(
+        "--resample",
+        type=int,
+        nargs="?",
+        const=22050,
+        default=None,
+        metavar="HZ",
+        help="analysis rate of the audio pictured by --all-outputs (bare flag: 22050). Tokens never change: "
+        "each encoder resamples to the rate it was trained at, so without --all-outputs this does nothing",
+    )
+    msg = p.add_argument_group("messages")
+    msg.add_argument("-q", "--quiet", action="store_true", help="no messages or progress bars on stderr, only errors")
+    msg.add_argument("--log-level", default="warning", type=str.lower, choices=("debug", "info", "warning", "warn", "error"), help="stderr verbosity (default: warning)")
+    msg.add_argument("-v", "--verbose", action="store_true", help="same as --log-level info")
+    seed = p.add_argument_group("accepted for compatibility with the original script")
+    seed.add_argument("--deterministic", action="store_true", help="no effect: NAT is always deterministic")
+    seed.add_argument("--compat-fallback", action="store_true", help="use the built-in pack (NAT has no random-token mode)")
     p.add_argument("--version", action="version", version=f"nat {__version__}")
     return p
+
+
+def _normalize_argv(argv: list[str]) -> list[str]:
+    """A bare ``--resample`` before an input must not swallow the input as its HZ."""
+    out = []
+    for i, arg in enumerate(argv):
+        if arg == "--resample" and (i + 1 == len(argv) or not argv[i + 1].isdigit()):
+            arg = "--resample=22050"
+        out.append(arg)
+    return out
 
 
 def _stdin_items(quiet: bool) -> list[InputItem]:
@@ -141,30 +192,39 @@ def _make_sink(args: argparse.Namespace) -> Sink:
     if args.output and args.output_dir:
         raise NatError("use either -o FILE or --output-dir DIR, not both")
     if args.output_dir:
-        return DirectorySink(args.output_dir)
+        from .formats import get
+
+        return DirectorySink(args.output_dir, suffix=get(args.format).suffix)
     if args.output and args.output != "-":
         return FileSink(args.output)
     return StreamSink(sys.stdout.buffer)
 
 
-def tokenize_items(tokenizer, items: list[InputItem], sink: Sink, options: LineOptions, raw_rate: int, quiet: bool = False) -> tuple[int, int]:
-    """Tokenize every item into ``sink``; a failing item never stops the others. (ok, failed)."""
+def tokenize_items(tokenizer, items: list[InputItem], sink: Sink, options: LineOptions, raw_rate: int, quiet: bool = False, output=None, progress=None) -> tuple[int, int]:
+    """Tokenize every item into ``sink``; a failing item never stops the others. (ok, failed).
+
+    ``output`` is a formats.OutputFormat (default: NAT NDJSON), ``progress`` a progress.Progress."""
+    from .formats import get
+    from .progress import Progress
     from .ndjson import error_record, stream_lines
 
+    output = output or get("ndjson")
+    progress = progress or Progress(False)
     ok = failed = 0
-    for item in items:
+    for item in progress.inputs(items):
         sink.begin(item.name)
         try:
             source = item.open(raw_rate)
-            for line in stream_lines(tokenizer, source, options):
-                sink.line(line)
+            with progress.file(source):
+                for line in output.render(stream_lines(tokenizer, source, output.stream_options(options)), options):
+                    sink.line(line)
             ok += 1
             for note in [] if quiet else source.warnings():  # raw fallback, NaN, truncation
                 print(f"nat: {item.name}: warning: {note}", file=sys.stderr)
         except InputError as exc:
             failed += 1
             print(f"nat: {exc}", file=sys.stderr)
-            sink.line(error_record(item.name, exc))
+            sink.line(output.error(error_record(item.name, exc)))
         sink.end()
     return ok, failed
 
@@ -174,24 +234,74 @@ def _on_sigterm(signum, frame):  # noqa: ARG001
 
 
 def run(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    if args.threads < 0:
-        raise NatError("--threads must be >= 0")
+    args = build_parser().parse_args(_normalize_argv(argv))
+    from .progress import Progress, configure_logging
+
+    configure_logging(args.log_level, args.quiet, args.verbose)
+    _check_combinations(args)
     options = LineOptions(args.keyframe_interval, args.delta, args.rle)
+    progress = Progress.for_stderr(args.quiet)
     from .tokenizer import Tokenizer
 
-    tokenizer = Tokenizer.load(args.pack, device=args.device, threads=args.threads, spinning=True)
+    pack = "builtin" if args.compat_fallback else args.pack
+    tokenizer = Tokenizer.load(pack, device=args.device, threads=args.threads, spinning=True)
     items = _items(args.inputs, args.quiet)
+    if args.all_outputs:
+        from .report import write_all_outputs
+
+        ok, failed = write_all_outputs(tokenizer, items, args.output_dir, options, args.format, args.raw_rate, args.resample, progress)
+        return _summary(ok, failed, args, items)
+    from .formats import get
+
+    output = get(args.format)
     sink = _make_sink(args)
+    if args.budget_report:
+        from .budget_report import BudgetReport
+
+        report = BudgetReport(output, options)
+        sink, output = report.wrap(sink), report.tap(output)
     try:
-        ok, failed = tokenize_items(tokenizer, items, sink, options, args.raw_rate, quiet=args.quiet)
+        ok, failed = tokenize_items(tokenizer, items, sink, options, args.raw_rate, quiet=args.quiet, output=output, progress=progress)
         sink.close()
     except BaseException:
         sink.abort()
         raise
+    return _summary(ok, failed, args, items)
+
+
+def _summary(ok: int, failed: int, args: argparse.Namespace, items: list) -> int:
     if failed and not args.quiet and len(items) > 1:
         print(f"nat: {ok} of {ok + failed} inputs tokenized, {failed} failed", file=sys.stderr)
     return EXIT_INPUT_FAILED if failed else EXIT_OK
+
+
+def _check_combinations(args: argparse.Namespace) -> None:
+    """Usage errors that argparse cannot see, reported before any work starts."""
+    import logging
+
+    log = logging.getLogger("nat")
+    if args.threads < 0:
+        raise NatError("--threads must be >= 0")
+    if args.compat_fallback and args.pack not in (None, "builtin"):
+        raise NatError("--compat-fallback uses the built-in pack; it cannot be combined with --pack")
+    if args.resample is not None and not 1000 <= args.resample <= 768000:
+        raise NatError(f"--resample {args.resample}: expected a rate between 1000 and 768000 Hz")
+    if args.all_outputs:
+        if not args.output_dir:
+            raise NatError("--all-outputs writes several files per input: add --output-dir DIR")
+        if args.output:
+            raise NatError("--all-outputs writes into --output-dir; drop -o")
+        from .viz import require_matplotlib
+
+        require_matplotlib()
+        if args.budget_report:
+            log.warning("--budget-report reports streams written to stdout, -o or --output-dir; --all-outputs has none")
+    elif args.resample is not None:
+        log.info("--resample only changes the audio pictured by --all-outputs; tokens are the same either way")
+    if args.format in ("hierarchical", "interleaved", "structured") and (args.delta or args.rle):
+        log.warning("--delta/--rle do not apply to --format %s (it always lists every token)", args.format)
+    if args.format == "lam" and args.delta:
+        log.warning("--delta does not apply to --format lam (use --rle)")
 
 
 def main(argv: list[str] | None = None) -> int:

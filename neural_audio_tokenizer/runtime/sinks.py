@@ -35,6 +35,11 @@ def _signals_deferred() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
+def _bytes(obj: dict | str) -> bytes:
+    """A line object as canonical NDJSON, or a line a text format already rendered (with its newline)."""
+    return obj.encode("utf-8") if isinstance(obj, str) else dumps(obj).encode("ascii")
+
+
 class _AtomicFile:
     """A file that appears under ``path`` only when ``commit`` is called."""
 
@@ -96,7 +101,7 @@ class StreamSink(Sink):
 
     def line(self, obj: dict) -> None:
         try:
-            self.stream.write(dumps(obj).encode("ascii"))
+            self.stream.write(_bytes(obj))
             self.stream.flush()
         except BrokenPipeError:
             raise  # the reader left (`| head`): the CLI exits 141, quietly
@@ -165,7 +170,7 @@ class FileSink(Sink):
         self.file = _DirectFile(target) if _is_special(target) else _AtomicFile(target)
 
     def line(self, obj: dict) -> None:
-        self.file.write(dumps(obj).encode("ascii"))
+        self.file.write(_bytes(obj))
 
     def close(self) -> None:
         self.file.commit()
@@ -206,7 +211,7 @@ class DirectorySink(Sink):
 
     def line(self, obj: dict) -> None:
         assert self.current is not None
-        self.current.write(dumps(obj).encode("ascii"))
+        self.current.write(_bytes(obj))
 
     def end(self) -> None:
         if self.current is not None:

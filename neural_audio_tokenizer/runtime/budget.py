@@ -1,0 +1,155 @@
+"""LLM token estimates, and fitting a stream into a token budget by pooling frames.
+
+The estimate counts the pieces a GPT-style pre-tokenizer (the regular expression in front
+of the cl100k/o200k byte-pair encoders) cuts text into: a run of letters with at most one
+leading non-letter, a group of 1-3 digits, a run of punctuation, whitespace. Common pieces
+are single tokens in those vocabularies, so the count tracks real tokenizers far better
+than a flat chars/4 on NAT's output, which is mostly digits and punctuation: a dense NDJSON
+frame line is 47 pieces (~1.7 characters each), the same frame in the ``text`` format 22,
+while English prose runs ~5 characters per piece. It needs no vocabulary file and no
+network; it is an estimate, not any one model's exact count.
+
+Fitting (``nat prompt --budget``, ``--budget-report``): whole-number pooling factors merge
+``p`` consecutive frames into one (the most common token per level; ties go to the token
+seen first; the pooled frame starts at the group's first frame), then identical pooled
+frames are run-length coded. The smallest factor that fits wins, so as much time
+resolution as the budget allows survives.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .records import Frame, LineOptions, frame_lines
+
+CONTEXTS = (("8k", 8192), ("32k", 32768), ("128k", 131072))
+
+_PIECES = re.compile(
+    r"'(?:[sdmt]|ll|ve|re)|[^\r\nA-Za-z0-9]?[A-Za-z]+|[0-9]{1,3}| ?[^\sA-Za-z0-9]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+
+def estimate_tokens(text: str) -> int:
+    """Estimated LLM tokens in ``text`` (see the module docstring for the method)."""
+    return len(_PIECES.findall(text))
+
+
+def pool_frames(frames: Sequence[Frame], factor: int, frame_rate: int) -> list[Frame]:
+    """Merge each ``factor`` consecutive frames into one: per level the most common code
+    (ties: the first seen), starting at the group's first frame's time."""
+    if factor <= 1:
+        return list(frames)
+    out = []
+    for g, start in enumerate(range(0, len(frames), factor)):
+        group = frames[start : start + factor]
+        s = tuple(_mode(f.S[i] for f in group) for i in range(len(group[0].S)))
+        a = tuple(_mode(f.A[i] for f in group) for i in range(len(group[0].A)))
+        out.append(Frame(g, round(group[0].index / frame_rate, 3), s, a))
+    return out
+
+
+def _mode(values) -> int:
+    return Counter(values).most_common(1)[0][0]  # Counter keeps first-seen order on ties
+
+
+def keep_levels(frames: Sequence[Frame], s_levels: int, a_levels: int) -> list[Frame]:
+    """The frames with only the first levels of each stream (coarse levels carry the most)."""
+    return [Frame(f.index, f.t, f.S[:s_levels], f.A[:a_levels]) for f in frames]
+
+
+def level_header(header: dict, s_levels: int, a_levels: int) -> dict:
+    """A header whose stream token lists match :func:`keep_levels`."""
+    out = dict(header)
+    streams = {}
+    for name, keep in (("S", s_levels), ("A", a_levels)):
+        spec = dict(header["streams"][name])
+        spec["tokens"] = spec["tokens"][:keep]
+        streams[name] = spec
+    out["streams"] = streams
+    return out
+
+
+def stream_dicts(header: dict, frames: Sequence[Frame], stats: dict, options: LineOptions, frame_rate: int) -> list[dict]:
+    """Header, frame lines under ``options`` and stats, as ``stream_lines`` would yield them."""
+    lines = list(frame_lines(frames, frame_rate, options))
+    return [header, *lines, {**stats, "lines": len(lines)}]
+
+
+@dataclass(frozen=True)
+class Fit:
+    pool: int
+    rle: bool
+    frames: int  # frame lines' frames after pooling
+    estimated_tokens: int
+    lines: list[dict]  # the fitted stream: header (with "fit"), frame lines, stats
+
+
+def fit_stream(
+    header: dict,
+    frames: Sequence[Frame],
+    stats: dict,
+    budget: int,
+    render: Callable[[list[dict]], str],
+    overhead: int = 0,
+) -> Fit | None:
+    """The finest version of the stream whose rendering, plus ``overhead`` tokens, fits
+    ``budget``: dense, else RLE, else RLE over pooled frames (factor 2, 3, ...). None when
+    even one pooled frame does not fit. ``render`` turns line objects into the final text."""
+    frame_rate = header["frame_rate"]
+    n = len(frames)
+
+    def attempt(pool: int, rle: bool) -> Fit:
+        pooled = pool_frames(frames, pool, frame_rate)
+        fit_info = {"pool": pool, "line_s": round(pool / frame_rate, 3), "rle": rle, "budget": budget, "estimated_tokens": 0}
+        head = {**header, "encoding": {"mode": "rle" if rle else "dense", "keyframe_interval_s": 0}, "fit": fit_info}
+        lines = stream_dicts(head, pooled, stats, LineOptions(0, rle=rle), frame_rate)
+        # The estimate is printed inside the header, so settle it (digits change length) in two passes.
+        for _ in range(3):
+            tokens = estimate_tokens(render(lines)) + overhead
+            if fit_info["estimated_tokens"] == tokens:
+                break
+            fit_info["estimated_tokens"] = tokens
+        return Fit(pool, rle, len(pooled), tokens, lines)
+
+    for rle in (False, True):
+        result = attempt(1, rle)
+        if result.estimated_tokens <= budget:
+            return result
+    if n <= 1:
+        return None
+    # Doubling, then bisection between the last miss and the first hit.
+    low, high = 1, 2
+    while True:
+        result = attempt(high, True)
+        if result.estimated_tokens <= budget:
+            best = result
+            break
+        if high >= n:
+            return None
+        low, high = high, min(n, high * 2)
+    while high - low > 1:
+        mid = (low + high) // 2
+        result = attempt(mid, True)
+        if result.estimated_tokens <= budget:
+            best, high = result, mid
+        else:
+            low = mid
+    return best
+
+
+def dense_frames(lines: Sequence[dict]) -> list[Frame]:
+    """The dense frames of one stream's line objects (header, frame lines in any encoding, stats)."""
+    from .formats import level_names
+    from .records import expand
+
+    header = lines[0]
+    fr = header["frame_rate"]
+    s_names, a_names = level_names(header)
+    body = [line for line in lines[1:] if "type" not in line]
+    return [
+        Frame(round(d["t"] * fr), d["t"], tuple(d[n] for n in s_names), tuple(d[n] for n in a_names))
+        for d in expand(body, fr)
+    ]

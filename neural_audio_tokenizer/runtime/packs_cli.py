@@ -1,0 +1,173 @@
+"""``nat packs [--verify] [--json]``: which packs NAT can find, and whether they are intact.
+
+Listing reads each ``manifest.json`` only (fast, no hashing), in lookup order: the packs
+inside NAT, each folder of ``NAT_PACK_PATH``, then the user's pack folder. A name found
+again later in that order is shadowed (``--pack NAME`` takes the first), and says so.
+``--verify`` loads every pack exactly as tokenizing would (sha256 of every file, array
+shapes and dtypes, finite values; see pack.py) and exits 1 if any fails, so CI or an
+installer can check a pack folder before use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from pathlib import Path
+
+from ..packs import BUILTIN_DIR, search_dirs
+from .errors import EXIT_INPUT_FAILED, EXIT_OK, EXIT_USAGE, NatError
+
+EPILOG = """\
+pack folders, in lookup order: the packs inside NAT, each folder in NAT_PACK_PATH
+(separated by ':', ';' on Windows), then the user folder shown below.
+exit codes: 0 listed (and, with --verify, all intact), 1 some pack failed --verify, 2 usage error
+"""
+
+
+def find_packs() -> list[dict]:
+    """One entry per pack folder (a folder holding manifest.json), in lookup order."""
+    found: list[dict] = []
+    seen: set[str] = set()
+    for root in search_dirs():
+        if not root.is_dir():
+            continue
+        for folder in sorted(p for p in root.iterdir() if p.is_dir() and (p / "manifest.json").is_file()):
+            entry = describe(folder)
+            entry["origin"] = "built-in" if root == BUILTIN_DIR else "NAT_PACK_PATH" if root != search_dirs()[-1] else "user"
+            entry["shadowed"] = folder.name in seen
+            seen.add(folder.name)
+            found.append(entry)
+    return found
+
+
+def describe(folder: Path) -> dict:
+    """What the manifest says, without verifying anything."""
+    entry: dict = {"name": folder.name, "pack_name": None, "path": str(folder), "bytes": _size(folder)}
+    try:
+        manifest = json.loads((folder / "manifest.json").read_bytes())
+        entry["pack_name"] = manifest.get("name")
+        entry["frame_rate"] = manifest.get("frame_rate")
+        entry["description"] = manifest.get("description")
+        entry["streams"] = {name: _shape(folder, spec) for name, spec in manifest.get("streams", {}).items()}
+    except (OSError, ValueError, AttributeError, TypeError) as exc:
+        entry["problem"] = f"unreadable manifest.json ({exc})"
+    return entry
+
+
+def _shape(folder: Path, spec: dict) -> dict:
+    """levels x codebook size of a stream, from the manifest or the .npy header."""
+    books = spec.get("codebooks", {})
+    shape = books.get("shape")
+    if shape is None:
+        try:
+            import numpy as np
+
+            with open(folder / books["file"], "rb") as f:
+                version = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape = list(read(f)[0])
+        except Exception:  # noqa: BLE001 - listing is best effort; --verify says what is wrong
+            return {"levels": None, "codebook_size": None}
+    return {"levels": shape[0], "codebook_size": shape[1]}
+
+
+def _size(folder: Path) -> int:
+    total = 0
+    for path in folder.rglob("*"):
+        try:
+            if path.is_file():
+                total += path.stat().st_size
+        except OSError:
+            pass
+    return total
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+def verify(entry: dict) -> None:
+    from .pack import load_pack
+
+    try:
+        pack = load_pack(entry["path"])
+        entry["verified"] = "ok"
+        entry["manifest_sha256"] = pack.manifest_sha256
+    except NatError as exc:
+        entry["verified"] = "failed"
+        entry["problem"] = str(exc)
+
+
+def streams_text(entry: dict) -> str:
+    parts = []
+    for name, shape in (entry.get("streams") or {}).items():
+        levels, size = shape.get("levels"), shape.get("codebook_size")
+        parts.append(f"{name} {levels if levels is not None else '?'}x{size if size is not None else '?'}")
+    return ", ".join(parts) or "?"
+
+
+def table(entries: list[dict], verified: bool) -> str:
+    rows = [("NAME", "STREAMS", "RATE", "SIZE", "STATUS" if verified else "", "LOCATION")]
+    for e in entries:
+        status = e.get("verified", "") if verified else ""
+        if e.get("shadowed"):
+            status = (status + " " if status else "") + "(shadowed)"
+        rate = f"{e['frame_rate']}/s" if e.get("frame_rate") else "?"
+        rows.append((e["name"], streams_text(e), rate, _human(e["bytes"]), status, e["path"]))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = io.StringIO()
+    for r in rows:
+        out.write("  ".join(c.ljust(w) for c, w in zip(r, widths) if w).rstrip() + "\n")
+    for e in entries:
+        if e.get("problem"):
+            out.write(f"{e['name']}: {e['problem']}\n")
+    return out.getvalue()
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        print(f"nat: packs: {message} (see nat packs --help)", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="nat packs", description="List the packs NAT can use: name, streams (levels x codebook size), frame rate, size, location.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--verify", action="store_true", help="load every pack as tokenizing would (hashes, shapes); exit 1 if any fails")
+    p.add_argument("--json", action="store_true", help="one JSON object per pack (NDJSON) instead of a table")
+    return p
+
+
+def run(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    entries = find_packs()
+    if args.verify:
+        for entry in entries:
+            verify(entry)
+    if args.json:
+        for entry in entries:
+            sys.stdout.write(json.dumps(entry, separators=(",", ":"), ensure_ascii=True) + "\n")
+    elif entries:
+        sys.stdout.write(table(entries, args.verify))
+    dirs = ", ".join(str(d) for d in search_dirs())
+    if not entries:
+        print(f"nat: packs: no packs found (looked in {dirs})", file=sys.stderr)
+    failed = [e for e in entries if e.get("verified") == "failed"]
+    if failed:
+        print(f"nat: packs: {len(failed)} of {len(entries)} packs failed verification: {', '.join(e['name'] for e in failed)}", file=sys.stderr)
+        return EXIT_INPUT_FAILED
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for ``nat packs``."""
+    try:
+        return run(list(sys.argv[1:] if argv is None else argv))
+    except NatError as exc:
+        print(f"nat: packs: {exc}", file=sys.stderr)
+        return exc.exit_code
