@@ -274,3 +274,14 @@ def test_frames_computed_before_a_failure_are_all_written():
             for line in frame_lines(frames(), 5, options):
                 got.append(line)
         assert sum(line.get("n", 1) for line in got) == 3, options
+
+
+def test_output_files_get_ordinary_permissions(tiny_pack, clip_wav, tmp_path):
+    import os
+    import stat
+
+    out = tmp_path / "perm"
+    run_nat("--pack", str(tiny_pack), "--output-dir", str(out), str(clip_wav), check=True)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((out / "clip.ndjson").stat().st_mode) == 0o666 & ~mask

@@ -40,6 +40,12 @@ def _bytes(obj: dict | str) -> bytes:
     return obj.encode("utf-8") if isinstance(obj, str) else dumps(obj).encode("ascii")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 class _AtomicFile:
     """A file that appears under ``path`` only when ``commit`` is called."""
 
@@ -50,6 +56,8 @@ class _AtomicFile:
         except OSError as exc:
             raise OutputError(f"cannot write in {path.parent}: {exc.strerror or exc}") from None
         self.tmp = Path(tmp)
+        # mkstemp creates 0600; the finished file should get what any other new file gets.
+        os.chmod(fd, 0o666 & ~_umask())
         self.handle: BinaryIO = os.fdopen(fd, "wb")
 
     def write(self, data: bytes) -> None:
