@@ -40,10 +40,13 @@ def _bytes(obj: dict | str) -> bytes:
     return obj.encode("utf-8") if isinstance(obj, str) else dumps(obj).encode("ascii")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it; done once, at import, before threads
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()
 
 
 class _AtomicFile:
@@ -57,7 +60,7 @@ class _AtomicFile:
             raise OutputError(f"cannot write in {path.parent}: {exc.strerror or exc}") from None
         self.tmp = Path(tmp)
         # mkstemp creates 0600; the finished file should get what any other new file gets.
-        os.chmod(fd, 0o666 & ~_umask())
+        os.chmod(fd, 0o666 & ~_UMASK)
         self.handle: BinaryIO = os.fdopen(fd, "wb")
 
     def write(self, data: bytes) -> None:
