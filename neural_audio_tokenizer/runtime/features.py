@@ -8,7 +8,9 @@ so all three see identical chunk boundaries and arithmetic. Only ``run`` differs
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,13 +92,56 @@ class FeaturePipeline:
             for n, e in self.encoders.items()
         }
 
-    def iter_chunks(self, source: AudioSource, run: EncoderRun, batch: int = 1) -> Iterator[ChunkFeatures]:
+    def iter_chunks(self, source: AudioSource, run: EncoderRun, batch: int = 1, workers: int = 1) -> Iterator[ChunkFeatures]:
         """Pooled features for each chunk of ``source``, in order, as soon as each is ready.
 
         ``batch`` > 1 runs up to that many equal-length chunks per encoder call, as a
         [batch, samples] input (worth it on a GPU; on the CPU one chunk at a time is as fast
         and streams sooner). ``run`` must then accept 2-D input and return [batch, frames, dim].
+
+        ``workers`` > 1 keeps that many encoder calls running at once, from a thread pool:
+        each (chunk, encoder) pair is one task, so two encoders of unequal cost, or the next
+        chunk, fill the cores while a long call runs (``run`` must be thread-safe;
+        onnxruntime's ``run`` is). Results are yielded in chunk order; each call sees
+        exactly the waveform it sees with ``workers`` = 1, so features are identical.
         """
+        if workers <= 1:
+            for chunks in self._ready(source, batch):
+                yield from self._encode(chunks, run)
+            return
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nat-encode")
+        in_flight: deque[tuple[list[dict[str, Segment]], dict[str, Future]]] = deque()
+
+        def oldest() -> Iterator[ChunkFeatures]:
+            chunks, futures = in_flight.popleft()
+            return self._pool(chunks, {name: f.result() for name, f in futures.items()})
+
+        ready = self._ready(source, batch)
+        try:
+            while True:
+                try:
+                    chunks = next(ready)
+                except StopIteration:
+                    break
+                except Exception:
+                    # The input failed midway: the chunks cut before still come out first,
+                    # exactly as with workers = 1, then the error.
+                    while in_flight:
+                        yield from oldest()
+                    raise
+                in_flight.append((chunks, {name: pool.submit(self._run_encoder, name, chunks, run) for name in self.encoders}))
+                # Yield what is finished; block only to keep ~2 groups per worker queued
+                # (enough to keep every worker busy, and memory bounded by a few chunks).
+                while in_flight and (len(in_flight) > 2 * workers or all(f.done() for f in in_flight[0][1].values())):
+                    yield from oldest()
+            while in_flight:
+                yield from oldest()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _ready(self, source: AudioSource, batch: int) -> Iterator[list[dict[str, Segment]]]:
+        """Read, resample and chunk ``source``; yield groups of up to ``batch`` chunks whose
+        every encoder segment is cut, in chunk order."""
         in_rate = source.info.sample_rate
         chunkers = {n: Chunker(g) for n, g in self.grids.items()}
         resamplers = {
@@ -111,7 +156,7 @@ class FeaturePipeline:
                 rs = resamplers[name]
                 for seg in chunker.push(block if rs is None else rs.resample_chunk(block)):
                     pending.setdefault(seg.chunk, {})[name] = seg
-            yield from self._complete(pending, run, batch, final=False)
+            yield from self._complete(pending, batch, final=False)
         n_frames = frame_count(n_in, in_rate, self.frame_rate)
         for name, chunker in chunkers.items():
             rs = resamplers[name]
@@ -119,10 +164,10 @@ class FeaturePipeline:
                 chunker.push(rs.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
             for seg in chunker.finish(n_frames):
                 pending.setdefault(seg.chunk, {})[name] = seg
-        yield from self._complete(pending, run, batch, final=True)
+        yield from self._complete(pending, batch, final=True)
 
-    def _complete(self, pending: dict[int, dict[str, Segment]], run: EncoderRun, batch: int, final: bool) -> Iterator[ChunkFeatures]:
-        """Encode the leading chunks whose every encoder segment is ready, ``batch`` at a time."""
+    def _complete(self, pending: dict[int, dict[str, Segment]], batch: int, final: bool) -> Iterator[list[dict[str, Segment]]]:
+        """The leading chunks whose every encoder segment is ready, ``batch`` at a time."""
         while pending:
             ready = []
             for j in sorted(pending):
@@ -133,26 +178,33 @@ class FeaturePipeline:
                 if final and not ready:
                     raise AssertionError(f"chunk {min(pending)} is missing an encoder's segment")
                 return
-            yield from self._encode([pending.pop(j) for j in ready], run)
+            yield [pending.pop(j) for j in ready]
 
     def _encode(self, chunks: list[dict[str, Segment]], run: EncoderRun) -> Iterator[ChunkFeatures]:
-        outputs: list[dict[str, Mapping[str, np.ndarray]]] = [{} for _ in chunks]
-        for name, encoder in self.encoders.items():
-            waves = [segment_waveform(c[name], encoder.input_normalization) for c in chunks]
-            if len(waves) == 1:
-                outputs[0][name] = run(name, waves[0])
-                continue
-            # Equal lengths batch together; only the input's last chunk can differ.
-            for length in sorted({len(w) for w in waves}):
-                members = [i for i, w in enumerate(waves) if len(w) == length]
-                result = run(name, np.stack([waves[i] for i in members]))
-                for k, i in enumerate(members):
-                    outputs[i][name] = {out: value[k] for out, value in result.items()}
-        for segments, encoded in zip(chunks, outputs):
+        yield from self._pool(chunks, {name: self._run_encoder(name, chunks, run) for name in self.encoders})
+
+    def _run_encoder(self, name: str, chunks: list[dict[str, Segment]], run: EncoderRun) -> list[Mapping[str, np.ndarray]]:
+        """One encoder's outputs for each chunk of a group."""
+        encoder = self.encoders[name]
+        waves = [segment_waveform(c[name], encoder.input_normalization) for c in chunks]
+        if len(waves) == 1:
+            return [run(name, waves[0])]
+        outputs: list[Mapping[str, np.ndarray]] = [{} for _ in chunks]
+        # Equal lengths batch together; only the input's last chunk can differ.
+        for length in sorted({len(w) for w in waves}):
+            members = [i for i, w in enumerate(waves) if len(w) == length]
+            result = run(name, np.stack([waves[i] for i in members]))
+            for k, i in enumerate(members):
+                outputs[i] = {out: value[k] for out, value in result.items()}
+        return outputs
+
+    def _pool(self, chunks: list[dict[str, Segment]], encoded: Mapping[str, list[Mapping[str, np.ndarray]]]) -> Iterator[ChunkFeatures]:
+        """Encoder frames -> pack-frame features, chunk by chunk."""
+        for k, segments in enumerate(chunks):
             first = next(iter(segments.values()))
             streams = {}
             for stream, route in self.routes.items():
-                frames = np.asarray(encoded[route.encoder][route.output])
+                frames = np.asarray(encoded[route.encoder][k][route.output])
                 if frames.ndim == 3:  # [batch=1, frames, dim]
                     frames = frames[0]
                 streams[stream] = pool(frames, segments[route.encoder], self.grids[route.encoder].per_frame, route.pooling)

@@ -6,11 +6,21 @@ Provider choices are measurements, not taste (issue #4):
   algorithm search can pick different kernels run to run; ``HEURISTIC`` keeps the choice fixed.
 - Thread spinning: with another thread pool in the process (torch, a host app), ORT's
   spinning workers slowed both sides 2-3x; the API turns spinning off unless asked.
+- CPU parallelism (docs/performance.md): by default each CPU session runs single-threaded
+  and ``workers`` encoder calls (one per core) run at once, on different chunks or
+  encoders, instead of one call at a time spread over every core.
+- Memory: ORT's memory-pattern planner keeps one planned block per input shape (first,
+  middle and last chunks differ), which grew peak RSS by ~0.4 GB on mert-w2v; the arena
+  alone reuses its blocks across shapes at the same speed, so patterns are off. The
+  Python wrapper would keep a reference to the model bytes for ever (its own TODO says
+  so); on the CPU, where it never rebuilds the session, that reference is dropped.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import os
 
 import numpy as np
 import onnxruntime as ort
@@ -23,9 +33,35 @@ DEVICES = ("cpu", "cuda", "auto")
 @dataclass(frozen=True)
 class SessionOptions:
     device: str = "cpu"
-    threads: int = 0  # 0: onnxruntime's default (one per physical core)
+    threads: int = 0  # intra-op threads per session; 0: all cores (see workers)
     spinning: bool = False
     batch: int = 0  # chunks per encoder call; 0: 8 on CUDA, 1 on the CPU
+    workers: int = 0  # encoder calls at once; 0: on the CPU with threads 0, one per core (each single-threaded), else 1
+
+
+def cores() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. a container's or taskset's share)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def parallelism(options: SessionOptions, device: str) -> tuple[int, int]:
+    """(workers, intra-op threads per session; 0 = onnxruntime's default) for ``options``.
+
+    CPU, nothing set: one worker per core, each session single-threaded (measured faster
+    than one call at a time on every core: docs/performance.md). ``threads`` set (e.g. by
+    ``nat batch``, which splits the cores between processes): one call at a time on that
+    many threads, as before, unless ``workers`` is set too. CUDA: one call at a time."""
+    if device == "cuda":
+        return max(1, options.workers), options.threads
+    if options.workers:
+        return options.workers, options.threads or 1
+    if options.threads:
+        return 1, options.threads
+    n = cores()
+    return (n, 1) if n > 1 else (1, 0)
 
 
 def resolve_device(device: str) -> str:
@@ -60,13 +96,21 @@ def create_session(model: bytes, label: str, options: SessionOptions) -> ort.Inf
         so.intra_op_num_threads = options.threads
     so.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.spinning else "0")
     so.use_deterministic_compute = True
+    so.enable_mem_pattern = False  # see module docstring: flat memory across chunk shapes
+    device = resolve_device(options.device)
     try:
-        return ort.InferenceSession(model, sess_options=so, providers=providers(resolve_device(options.device)))
+        session = ort.InferenceSession(model, sess_options=so, providers=providers(device))
     except DeviceError:
         raise
     except Exception as exc:  # onnxruntime raises several types; all mean "unusable model"
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PackError(f"pack {label}: onnxruntime refused the model: {reason}") from None
+    if device == "cpu" and getattr(session, "_model_bytes", None) is not None:
+        # onnxruntime keeps the serialized model only to rebuild the session on a provider
+        # fallback, which a CPU-only session never does: let the bytes go (a neural pack's
+        # are ~0.4 GB).
+        session._model_bytes = None
+    return session
 
 
 def run_session(session: ort.InferenceSession, input_name: str, outputs: list[str], waveform: np.ndarray) -> dict[str, np.ndarray]:

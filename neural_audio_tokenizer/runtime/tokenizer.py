@@ -11,6 +11,7 @@ so one instance may serve several threads at once, as desktop apps need.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from typing import Union
@@ -23,7 +24,7 @@ from .audio import RAW_RATE, AudioSource, from_array, open_bytes, open_path
 from .features import EncoderInput, FeaturePipeline, Route
 from .pack import Pack, StreamSpec, load_pack
 from .records import Frame, frame_time
-from .session import SessionOptions, create_session, resolve_device, run_session
+from .session import SessionOptions, create_session, parallelism, resolve_device, run_session
 
 AudioInput = Union[str, os.PathLike, bytes, tuple, AudioSource]
 
@@ -48,10 +49,14 @@ class Tokenizer:
         # 918x real time at batch 1 vs 1382x at 16 on an H200); a CPU is not, and batch 1
         # streams the first frames sooner.
         self.batch = self.options.batch or (8 if self.device == "cuda" else 1)
-        self._sessions = {
-            name: create_session(enc.model_bytes, enc.file, SessionOptions(self.device, self.options.threads, self.options.spinning, self.options.batch))
-            for name, enc in pack.encoders.items()
-        }
+        # Encoder calls at once, and threads per call (session.parallelism): on the CPU by
+        # default one single-threaded call per core, over chunks and encoders.
+        self.workers, threads = parallelism(self.options, self.device)
+        session_options = dataclasses.replace(self.options, device=self.device, threads=threads)
+        self._sessions = {name: create_session(enc.model_bytes, enc.file, session_options) for name, enc in pack.encoders.items()}
+        # The sessions hold the models now; keeping the pack's copy of the bytes would double
+        # a neural pack's ~0.4 GB for nothing (the caller's own Pack object keeps its bytes).
+        self.pack = dataclasses.replace(pack, encoders={n: dataclasses.replace(e, model_bytes=b"") for n, e in pack.encoders.items()})
         self._outputs = {name: list(enc.outputs) for name, enc in pack.encoders.items()}
         self._norms = {name: code_norms(s.codebooks) for name, s in pack.streams.items()}
         self.pipeline = FeaturePipeline(
@@ -70,14 +75,17 @@ class Tokenizer:
         threads: int = 0,
         spinning: bool = False,
         batch: int = 0,
+        workers: int = 0,
     ) -> Tokenizer:
         """Load a pack by name or folder (default: the built-in pack) and open its sessions.
 
         ``device``: "cpu", "cuda" or "auto"; ``threads``: onnxruntime intra-op threads (0: its
         default); ``spinning``: let idle worker threads spin (faster alone, slower when the
-        process runs other thread pools); ``batch``: chunks per encoder call (0: 8 on CUDA, 1 on CPU).
+        process runs other thread pools); ``batch``: chunks per encoder call (0: 8 on CUDA, 1 on CPU);
+        ``workers``: encoder calls at once (0: on the CPU with ``threads`` 0, one single-threaded
+        call per core; otherwise 1).
         """
-        return cls(load_pack(resolve_pack(pack)), SessionOptions(device, threads, spinning, batch))
+        return cls(load_pack(resolve_pack(pack)), SessionOptions(device, threads, spinning, batch, workers))
 
     @property
     def frame_rate(self) -> int:
@@ -99,7 +107,7 @@ class Tokenizer:
         return self.frames(self.open(audio, name, raw_rate))
 
     def frames(self, source: AudioSource) -> Iterator[Frame]:
-        for chunk in self.pipeline.iter_chunks(source, self._run, self.batch):
+        for chunk in self.pipeline.iter_chunks(source, self._run, self.batch, self.workers):
             codes = {name: self.quantize(name, feats) for name, feats in chunk.streams.items()}
             for i in range(chunk.n_frames):
                 index = chunk.first_frame + i
