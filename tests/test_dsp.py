@@ -89,7 +89,8 @@ def test_gain_invariance(session):
 
 
 def test_acoustic_matches_a_numpy_reference(session, encoder):
-    """The graph computes what the docstring says: STFT, mel, level division, log, DCT."""
+    """The graph computes what the docstring says: STFT, mel, level division, log, DCT; and
+    the level envelope, log(level / local level + ENVELOPE_FLOOR)."""
     x = music(2.0, seed=4).astype(np.float64)
     got = run(session, x)["acoustic"][0]
     h = dsp.LEVEL_FRAMES // 2
@@ -106,7 +107,9 @@ def test_acoustic_matches_a_numpy_reference(session, encoder):
         m = mel(i + h)
         ref = max(m.mean(), dsp.QUIET * local)
         want = np.log(m / (ref + dsp.TINY) + dsp.FLOOR) @ dsp.dct_matrix()
-        np.testing.assert_allclose(got[i], want, rtol=1e-3, atol=2e-3 * np.abs(want).max())
+        np.testing.assert_allclose(got[i, : dsp.N_CEPSTRA], want, rtol=1e-3, atol=2e-3 * np.abs(want).max())
+        envelope = np.log(m.mean() / (local + dsp.TINY) + dsp.ENVELOPE_FLOOR)
+        np.testing.assert_allclose(got[i, dsp.N_CEPSTRA], envelope, rtol=1e-3, atol=2e-3)
 
 
 def test_frames_are_centred_mid_hop(session, encoder):
@@ -128,7 +131,8 @@ def test_builtin_pack_loads_and_verifies():
     for entry in manifest["encoders"].values():
         assert sha256_bytes((PACK / entry["file"]).read_bytes()) == entry["sha256"]
     assert pack.frame_rate == 5 and pack.window_s == 10.0 and pack.context_s == 1.0
-    assert {s.codebooks.shape for s in pack.streams.values()} == {(4, 256, 18), (4, 256, 40)}
+    assert pack.streams["S"].codebooks.shape == (4, 256, dsp.OUTPUT_DIMS["semantic"])  # pooled by mean
+    assert pack.streams["A"].codebooks.shape == (4, 256, 2 * dsp.OUTPUT_DIMS["acoustic"])  # mean and std
     assert sum(p.stat().st_size for p in PACK.iterdir()) < 2 * 1024 * 1024
 
 
