@@ -384,6 +384,21 @@ def test_int8_build_records_measured_agreement(models, corpus, tmp_path, capsys)
     assert 0.0 <= ver["min_token_agreement"] <= 1.0 and set(ver["token_agreement"]) == {f"{s}{i}" for s in "SA" for i in range(4)}
 
 
+def test_fp16_build_keeps_normalization_fp32_and_records_agreement(models, corpus, tmp_path):
+    out = tmp_path / "fp16"
+    assert main(build_args(models, corpus, out, "--fp16")) == 0  # default bar for reduced precision: 90%
+    pack = load_pack(out)
+    ver = pack.manifest["verification"]
+    assert ver["precision"] == "fp16" and ver["thresholds"]["max_abs_feature_diff"] is None
+    assert ver["min_token_agreement"] >= 0.90
+    graph = onnx.load_from_string(pack.encoders["mert"].model_bytes).graph
+    init_types = {t.data_type for t in graph.initializer}
+    assert onnx.TensorProto.FLOAT16 in init_types, "weights should be half precision"
+    norms = [n for n in graph.node if n.op_type in ("LayerNormalization", "ReduceMean")]
+    assert norms, "the tiny model has normalization ops"
+    assert main(build_args(models, corpus, tmp_path / "both", "--fp16", "--int8")) == 2
+
+
 def test_builtin_corpus_when_no_corpus_given(models, tmp_path, monkeypatch):
     if shutil.which("fluidsynth") is None or not Path("/usr/share/sounds/sf2/FluidR3_GM.sf2").is_file():
         pytest.skip("needs fluidsynth and the FluidR3 soundfont")

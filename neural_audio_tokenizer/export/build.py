@@ -32,7 +32,7 @@ from ..runtime.errors import NatError
 from ..runtime.features import EncoderInput, FeaturePipeline, Route
 from ..runtime.pack import load_pack
 from .models import LoadedEncoder, ModelError, load_encoder
-from .onnx_export import OPSET, export_onnx, layer_taps, onnx_opset, quantize_int8
+from .onnx_export import OPSET, convert_fp16, export_onnx, layer_taps, onnx_opset, quantize_int8
 from .presets import STREAM_OUTPUTS, Preset
 from .reference import TorchRunner
 from .verify import MAX_FEATURE_DIFF, MIN_AGREEMENT, Verification, verify_pack
@@ -68,7 +68,12 @@ class BuildOptions:
     iterations: int = 25
     threads: int = 0  # onnxruntime threads collecting features (0: one per core); torch and onnxruntime during verification (0: 2)
     int8: bool = False
-    min_agreement: float | None = None  # None: 99.9% (fp32) or 90% (int8)
+    fp16: bool = False
+    min_agreement: float | None = None  # None: 99.9% (fp32) or 90% (int8, fp16)
+
+    @property
+    def precision(self) -> str:
+        return "int8" if self.int8 else "fp16" if self.fp16 else "fp32"
     force: bool = False
 
 
@@ -184,7 +189,10 @@ def build_pack(opts: BuildOptions, log: Callable[[str], None] = lambda msg: prin
             raise CorpusError(f"output {str(out)!r} is not a pack folder; --force only replaces packs")
     out.parent.mkdir(parents=True, exist_ok=True)
     threads = opts.threads or 2  # verification: torch and onnxruntime share the process
-    min_agreement = opts.min_agreement if opts.min_agreement is not None else (INT8_MIN_AGREEMENT if opts.int8 else MIN_AGREEMENT)
+    if opts.int8 and opts.fp16:
+        raise CorpusError("choose --int8 or --fp16, not both")
+    reduced = opts.precision != "fp32"
+    min_agreement = opts.min_agreement if opts.min_agreement is not None else (INT8_MIN_AGREEMENT if reduced else MIN_AGREEMENT)
 
     plan = preset.encoders()
     loaded: dict[str, LoadedEncoder] = {}
@@ -204,6 +212,9 @@ def build_pack(opts: BuildOptions, log: Callable[[str], None] = lambda msg: prin
         if opts.int8:
             model_bytes[name] = quantize_int8(model_bytes[name])
             precision[name] = "int8 dynamic (MatMul weights), LayerNorm fp32"
+        elif opts.fp16:
+            model_bytes[name] = convert_fp16(model_bytes[name])
+            precision[name] = "fp16 (float32 input/output; normalization, softmax and reductions fp32)"
 
     with tempfile.TemporaryDirectory(prefix=".nat-export-", dir=out.parent) as tmp:
         tmpdir = Path(tmp)
@@ -313,11 +324,11 @@ def build_pack(opts: BuildOptions, log: Callable[[str], None] = lambda msg: prin
             TorchRunner(modules, threads),
             threads=threads,
             min_agreement=min_agreement,
-            max_feature_diff=None if opts.int8 else MAX_FEATURE_DIFF,  # int8: measured, not gated
+            max_feature_diff=None if reduced else MAX_FEATURE_DIFF,  # int8/fp16: measured, not gated
             names=names,
         )
         result.extra["held_out"] = len(files) > 1
-        result.extra["precision"] = "int8" if opts.int8 else "fp32"
+        result.extra["precision"] = opts.precision
         for line in result.lines():
             log(line)
         if not result.passed:

@@ -54,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--iterations", type=int, default=25, help="Lloyd iterations per level (default 25)")
     b.add_argument("--threads", type=int, default=0, help="onnxruntime threads for feature collection (default: one per core) and torch/onnxruntime threads for verification (default 2)")
     b.add_argument("--int8", action="store_true", help="int8 dynamic quantization of MatMul weights (not default; records measured agreement)")
-    b.add_argument("--min-agreement", type=float, help="token agreement required (default 0.999; 0.90 with --int8)")
+    b.add_argument("--fp16", action="store_true", help="float16 weights for GPUs, normalization kept fp32 (not default; records measured agreement)")
+    b.add_argument("--min-agreement", type=float, help="token agreement required (default 0.999; 0.90 with --int8 or --fp16)")
     b.add_argument("--force", action="store_true", help="replace an existing pack at --out")
     b.add_argument("--quiet", action="store_true", help="no progress messages")
 
@@ -98,6 +99,7 @@ def _build(args) -> int:
         iterations=args.iterations,
         threads=args.threads,
         int8=args.int8,
+        fp16=args.fp16,
         min_agreement=args.min_agreement,
         force=args.force,
     )

@@ -139,6 +139,42 @@ def quantize_int8(model_bytes: bytes) -> bytes:
         return dst.read_bytes()
 
 
+# Normalization and its reductions stay fp32 (issue #3): their sums over 768 channels are
+# where half precision loses most, and they are cheap.
+FP16_KEEP_FP32 = ["LayerNormalization", "GroupNormalization", "InstanceNormalization", "ReduceMean", "Pow", "Sqrt", "Div", "Softmax", "Erf"]
+
+
+def convert_fp16(model_bytes: bytes) -> bytes:
+    """Optional variant for GPUs: weights and most ops in float16 by onnxruntime's own
+    converter, with float32 input/output and the ops in ``FP16_KEEP_FP32`` kept float32.
+    Never the default; a pack built with it records the agreement it measured (on the CPU
+    provider, which runs the same graph through casts)."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load_from_string(model_bytes), keep_io_types=True, op_block_list=FP16_KEEP_FP32)
+    _sort_nodes(model.graph)  # the converter appends its input casts at the end of the node list
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def _sort_nodes(graph) -> None:
+    """Order ``graph.node`` so every node comes after the producers of its inputs (stable)."""
+    known = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        ready = [n for n in pending if all(i in known for i in n.input)]
+        if not ready:
+            raise ModelError("fp16 conversion produced a graph with a cycle or a missing input")
+        for node in ready:
+            known.update(node.output)
+        ordered += ready
+        taken = {id(n) for n in ready}
+        pending = [n for n in pending if id(n) not in taken]
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
 def onnx_opset(model_bytes: bytes) -> int:
     import onnx
 
