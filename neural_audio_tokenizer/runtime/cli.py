@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="audio files; '-' or none for stdin")
     p.add_argument("--pack", default=None, metavar="NAME|PATH", help="pack name or folder (default: builtin; see nat packs)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="execution device (default: cpu)")
-    p.add_argument("--threads", type=int, default=0, metavar="N", help="CPU threads per encoder (default: all cores)")
+    p.add_argument("--threads", type=int, default=0, metavar="N", help="onnxruntime threads per encoder call (default: one single-threaded call per core, chunks and encoders in parallel)")
     out = p.add_argument_group("output")
     out.add_argument("-o", "--output", metavar="FILE", help="write all streams to FILE (default: stdout)")
     out.add_argument("--output-dir", metavar="DIR", help="write one file per input into DIR (<name>.ndjson, or .txt for text formats)")
