@@ -3,7 +3,7 @@
     python bench/perf.py                  # full-size models, 10 s / 60 s / 600 s, CPU (~15 min on 2 cores)
     python bench/perf.py --quick          # smoke run: tiny models, 10 s (about a minute)
     python bench/perf.py --json           # the results as JSON on stdout instead of the table
-    python bench/perf.py --sizes          # also the installed size of a runtime venv vs an export venv (slow; cached)
+    python bench/perf.py --sizes          # installed size of a runtime venv vs an export venv (slow; cached, then shown in the table)
     python bench/perf.py --device cuda    # the CUDA execution provider, chunks batched, tokens vs the CPU provider
 
 What is measured, on the same audio (44.1 kHz stereo FLAC rendered from the seeded General MIDI
@@ -515,6 +515,15 @@ def machine() -> dict:
     return info
 
 
+def torch_sees_cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
 def plan(args: argparse.Namespace, lengths: list[int]) -> list[tuple[str, str, int, dict]]:
     """(label, backend, seconds, options) in run order."""
     runs = []
@@ -524,7 +533,7 @@ def plan(args: argparse.Namespace, lengths: list[int]) -> list[tuple[str, str, i
             runs.append(("runtime cpu", "runtime", s, {"pack": "fp32"}))
             for b in (1, 8, 16):
                 runs.append((f"runtime cuda batch {b}", "runtime", s, {"pack": "fp32", "extra": ["--device", "cuda"], "batch": b, "vs": "runtime cpu"}))
-            if args.torch:
+            if args.torch and torch_sees_cuda():
                 runs.append(("torch cuda batch 8", "torch", s, {"pack": "fp32", "device": "cuda", "batch": 8, "vs": "runtime cpu"}))
             continue
         if args.torch and (s < long or not args.skip_long_torch):
@@ -656,7 +665,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny models and 10 s of audio: checks the harness, measures nothing useful")
     p.add_argument("--json", action="store_true", help="print the results as JSON instead of the table")
-    p.add_argument("--sizes", action="store_true", help="also measure the runtime and export venvs' installed size (slow; cached)")
+    p.add_argument("--sizes", action="store_true", help="only measure the installed size of a runtime venv vs an export venv (slow; cached, then shown with every table)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--cpus", type=int, default=2, help="CPUs each child may use (default 2; 0: all)")
     p.add_argument("--lengths", default=None, help="audio lengths in seconds (default 10,60,600; --quick: 10)")
@@ -694,6 +703,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     lengths = [int(x) for x in args.lengths.split(",")] if args.lengths else ([10] if args.quick else [10, 60, 600])
     work = Path(args.work) if args.work else Path(tempfile.gettempdir()) / ("nat-perf-quick" if args.quick else "nat-perf")
+    if args.sizes:  # on its own: two fresh venvs, minutes of pip; the answer is kept in WORK/sizes.json
+        work.mkdir(parents=True, exist_ok=True)
+        sizes = venv_sizes(work, log)
+        print(json.dumps(sizes) if args.json else "installed size: " + ", ".join(f"{k} venv {v.get('mb', v)} MB" for k, v in sizes.items()))
+        return 0 if all("mb" in v for v in sizes.values()) else 1
     t0 = time.monotonic()
     setup = prepare(work, args.quick, lengths, log)
     outdir = work / "out"
@@ -716,8 +730,8 @@ def main(argv: list[str] | None = None) -> int:
         "runs": [asdict(r) for r in runs],
         "bench_s": round(time.monotonic() - t0, 1),
     }
-    if args.sizes:
-        report["venv_sizes_mb"] = venv_sizes(work, log)
+    if (work / "sizes.json").is_file():  # from an earlier --sizes
+        report["venv_sizes_mb"] = json.loads((work / "sizes.json").read_text())
     (work / "report.json").write_text(json.dumps(report, indent=1))
     if args.json:
         print(json.dumps(report, indent=1))
