@@ -81,11 +81,11 @@ class Tokenizer:
     ) -> Tokenizer:
         """Load a pack by name or folder (default: the built-in pack) and open its sessions.
 
-        ``device``: "cpu", "cuda" or "auto"; ``threads``: onnxruntime intra-op threads (0: its
-        default); ``spinning``: let idle worker threads spin (faster alone, slower when the
-        process runs other thread pools); ``batch``: chunks per encoder call (0: 8 on CUDA, 1 on CPU);
-        ``workers``: encoder calls at once (0: on the CPU with ``threads`` 0, one single-threaded
-        call per core; otherwise 1).
+        ``device``: "cpu", "cuda" or "auto"; ``threads``: onnxruntime intra-op threads per
+        encoder call (0: every core, through ``workers``); ``spinning``: let idle worker threads
+        spin (faster alone, slower when the process runs other thread pools); ``batch``: chunks
+        per encoder call (0: 8 on CUDA, 1 on CPU); ``workers``: encoder calls at once (0: on the
+        CPU with ``threads`` 0, one single-threaded call per core; otherwise 1).
         """
         return cls(load_pack(resolve_pack(pack)), SessionOptions(device, threads, spinning, batch, workers))
 
