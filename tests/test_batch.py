@@ -128,7 +128,7 @@ def test_killed_midway_then_resumed(tiny_pack, tmp_path):
     _, err = proc.communicate(timeout=60)
     done = {p.relative_to(out).as_posix()[: -len(".ndjson")] for p in out.rglob("*.ndjson")}
     assert not list(out.rglob("*.part")), "a killed run leaves no temporary files"
-    assert proc.returncode == 143 and err.decode().splitlines()[-1] == "nat: terminated"
+    assert proc.returncode == 143 and err.decode().splitlines()[-1] == "nat: terminated", (proc.returncode, err.decode()[-2000:])
     rows = index(out)  # written on the way out: unfinished inputs are "pending"
     assert {r["path"] for r in rows if r["status"] == "ok"} <= done  # a file may land just before the kill
     assert {r["status"] for r in rows} == {"ok", "pending"} or {r["status"] for r in rows} == {"pending"}
@@ -208,3 +208,18 @@ def test_engine_ray_without_ray_is_one_clear_line(library, tiny_pack, tmp_path, 
     assert batch.main([str(root), "--out", str(tmp_path / "x"), "--engine", "ray", "--pack", str(tiny_pack)]) == 2
     err = capsys.readouterr().err
     assert err == "nat: the Ray engine needs ray, which is not installed: pip install 'neural-audio-tokenizer[ray]'\n"
+
+
+def test_a_stop_drops_only_its_own_partial_file(tmp_path):
+    """SIGTERM while a worker is still creating its temporary file: the worker removes that
+    file on the way out, and nobody else's (an output whose name extends this one's)."""
+    from neural_audio_tokenizer.runtime.batch_job import _drop_partial
+    from neural_audio_tokenizer.runtime.sinks import _AtomicFile
+
+    ours = _AtomicFile(tmp_path / "02.wav.ndjson")
+    theirs = _AtomicFile(tmp_path / "02.wav.ndjson.wav.ndjson")
+    done = tmp_path / "02.wav.ndjson"
+    _drop_partial(str(done))
+    assert not ours.tmp.exists() and theirs.tmp.exists()
+    theirs.commit()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["02.wav.ndjson.wav.ndjson"]

@@ -181,4 +181,25 @@ def run_job(job: Job) -> Result:
     try:
         return _WORKER.run(job)
     except _Stop:
+        _drop_partial(job.output)
         os._exit(143)
+
+
+def _drop_partial(output: str) -> None:
+    """Remove this job's temporary file if SIGTERM came while it was being created, before
+    ``tokenize`` could discard it (seen: a .part left once in ~5 killed runs). Only this
+    worker writes this output, so its ``.<name>.XXXXXXXX.part`` (mkstemp's 8 random
+    characters, never a dot) is ours."""
+    folder, name = os.path.split(output)
+    try:
+        names = os.listdir(folder or ".")
+    except OSError:
+        return
+    prefix = f".{name}."
+    for entry in names:
+        middle = entry[len(prefix) : -len(".part")]
+        if entry.startswith(prefix) and entry.endswith(".part") and len(middle) == 8 and "." not in middle:
+            try:
+                os.unlink(os.path.join(folder, entry))
+            except OSError:
+                pass
