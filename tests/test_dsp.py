@@ -112,6 +112,54 @@ def test_acoustic_matches_a_numpy_reference(session, encoder):
         np.testing.assert_allclose(got[i, dsp.N_CEPSTRA], envelope, rtol=1e-3, atol=2e-3)
 
 
+def test_chroma_matches_a_numpy_reference(session, encoder):
+    """Semantic: 4096-point magnitude chroma every CHROMA_HOP samples, Hann-smoothed over
+    SMOOTH_FRAMES chroma frames, L1-normalized, each chroma frame repeated for the
+    CHROMA_REPEAT encoder frames it stands for (centred on the middle one's centre)."""
+    x = music(3.0, seed=5).astype(np.float64)
+    got = run(session, x)["semantic"][0]
+    span = dsp.N_FFT_CHROMA + (dsp.SMOOTH_FRAMES - 1) * dsp.CHROMA_HOP
+    padded = np.concatenate([np.zeros(span // 2 - dsp.CHROMA_CENTRE), x])
+    window, fb, kernel = dsp.hann(dsp.N_FFT_CHROMA), dsp.chroma_filterbank(), dsp.smoothing_kernel()
+
+    def chroma(q: int) -> np.ndarray:
+        seg = padded[q * dsp.CHROMA_HOP : q * dsp.CHROMA_HOP + dsp.N_FFT_CHROMA] * window
+        return np.abs(np.fft.rfft(seg)) @ fb
+
+    assert got.shape[0] > 3 * dsp.CHROMA_REPEAT
+    for i in (0, 4, 5, 13, got.shape[0] - 1):
+        j = i // dsp.CHROMA_REPEAT
+        smooth = sum(k * chroma(j + m) for m, k in enumerate(kernel))
+        want = smooth / (smooth.sum() + dsp.TINY_CHROMA)
+        np.testing.assert_allclose(got[i], want, rtol=1e-3, atol=1e-4)
+    # chroma frame j stands for encoder frames 5j..5j+4: equal inside a group, not across
+    assert np.array_equal(got[5], got[9]) and not np.array_equal(got[4], got[5])
+
+
+def test_chunks_give_the_whole_file_features():
+    """Chunks start on pack frames (multiples of CHROMA_HOP), so the chunked pipeline sees the
+    same 10 Hz chroma grid as one pass over the whole file: features agree to float rounding
+    (the 1 s context covers every branch's reach)."""
+    from neural_audio_tokenizer.export.collect import ort_runner, pipeline_for
+    from neural_audio_tokenizer.runtime.audio import from_array
+
+    pack = load_pack(PACK)
+    enc = pack.encoders["dsp"]
+    x = music(23.0, seed=6)
+    encoders = {"dsp": {"sample_rate": enc.sample_rate, "hop": enc.hop, "window": enc.window}}
+    streams = {name: {"encoder": "dsp", "output": st.output, "pooling": "mean"} for name, st in pack.streams.items()}
+    pipeline = pipeline_for(encoders, streams, pack.frame_rate, pack.window_s, pack.context_s)
+    run_dsp = ort_runner({"dsp": (enc.model_bytes, "waveform", ["semantic", "acoustic"])}, threads=1)
+    chunks = list(pipeline.iter_chunks(from_array(x, dsp.SAMPLE_RATE, "music"), run_dsp))
+    assert len(chunks) == 3
+    whole = run_dsp("dsp", np.concatenate([x, np.zeros(enc.window, np.float32)])[None])
+    per = dsp.SAMPLE_RATE // (pack.frame_rate * dsp.HOP)
+    for name, st in pack.streams.items():
+        chunked = np.concatenate([c.streams[name] for c in chunks])
+        pooled = whole[st.output][0, : chunked.shape[0] * per].astype(np.float64).reshape(chunked.shape[0], per, -1).mean(axis=1)
+        np.testing.assert_allclose(chunked, pooled, atol=2e-5, err_msg=name)
+
+
 def test_frames_are_centred_mid_hop(session, encoder):
     """A noise burst at sample p disturbs most the frame whose centre i*hop + CENTRE is nearest p."""
     n = 80000

@@ -161,7 +161,7 @@ def build(out: Path, seed: int = 0, clips: int = CLIPS, clip_seconds: float = CL
             "onnx_opset": dsp.OPSET,
             "frame_centre": f"encoder frame i is centred at sample i*{dsp.HOP} + {dsp.CENTRE}",
             "acoustic": f"{dsp.N_FFT_ACOUSTIC}-pt Hann STFT, {dsp.N_MELS} mel bands {dsp.MEL_FMIN:g}-{dsp.MEL_FMAX:g} Hz, per-frame normalized log (floor {dsp.FLOOR:g}), DCT c0..c{dsp.N_CEPSTRA - 1}; level envelope log(level / {dsp.LEVEL_FRAMES}-frame local level + {dsp.ENVELOPE_FLOOR:g})",
-            "semantic": f"12-bin chroma ({dsp.N_FFT_CHROMA}-pt STFT magnitude, {dsp.CHROMA_FMIN:g}-{dsp.CHROMA_FMAX:g} Hz), Hann-smoothed over {dsp.SMOOTH_FRAMES} frames, L1-normalized",
+            "semantic": f"12-bin chroma ({dsp.N_FFT_CHROMA}-pt STFT magnitude, {dsp.CHROMA_FMIN:g}-{dsp.CHROMA_FMAX:g} Hz), computed every {dsp.CHROMA_HOP} samples and Hann-smoothed over {dsp.SMOOTH_FRAMES} of those frames, L1-normalized, each value repeated for its {dsp.CHROMA_REPEAT} encoder frames",
         },
         "fit": {"algorithm": "residual k-means (k-means++ init, Lloyd), codebooks/fit.py", "iterations": ITERATIONS, "streams": fit_report},
         "libraries": _versions(),

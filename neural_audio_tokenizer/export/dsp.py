@@ -12,7 +12,12 @@ per 5 Hz pack frame). Two outputs, each [batch, frames, dim] float32:
   flatness here, since the level is divided out first); and the level envelope, the log of
   the frame's level over its local level (Hann over 0.5 s): attack, decay, sustain.
 - ``semantic`` (harmony over about a second, 12 dims): 12-bin chroma from the magnitude of a
-  4096-point STFT, Hann-smoothed over 51 frames (1.02 s), L1-normalized.
+  4096-point STFT, Hann-smoothed over 1 s, L1-normalized. It is computed at 10 Hz (hop
+  ``CHROMA_HOP`` = 5 frames) and each value is repeated for its 5 frames: the 1 s smoothing
+  leaves nothing above ~2 Hz to resolve, and the 4096-point STFT at 50 Hz was 85 % of the
+  encoder's time (issue #4: the built-in pack went from ~180x to ~300x real time; its
+  codebooks were refitted). Segments always start on a pack frame (0.2 s, a multiple of
+  ``CHROMA_HOP``, docs/pack-format.md), so the 10 Hz grid is the same in every chunk.
 
 What each stream keeps was chosen by measuring it (``nat-export eval``, docs/quality.md:
 eight General MIDI instruments each playing twelve tunes in all twelve keys, none of them
@@ -27,8 +32,8 @@ played. Chroma alone puts S0 at 73 % tune vs 25 % instrument.
 
 Robustness is designed in for the token-stability goals (gain -6/+3 dB, resampling, codecs,
 40 dB SNR noise, mono vs stereo). Level-0 agreement on held-out clips at the time of
-writing (``nat-export eval`` full set, S0 / A0): gain -6 and +3 dB >= 0.997; 44.1 -> 22.05
--> 44.1 kHz and mono mixdown 1.00; MP3 128 kbit/s 0.98 / 0.97; OGG Vorbis 0.975 / 0.965;
+writing (``nat-export eval`` full set, S0 / A0): gain -6 and +3 dB >= 0.996; 44.1 -> 22.05
+-> 44.1 kHz and mono mixdown 1.00; MP3 128 kbit/s 0.98 / 0.97; OGG Vorbis 0.99 / 0.965;
 40 dB SNR white noise 0.93 / 0.92; a 10 ms shift 0.96 / 0.81.
 
 - Gain: every feature is a ratio. Mel power is divided by the frame's level before the log,
@@ -49,12 +54,14 @@ writing (``nat-export eval`` full set, S0 / A0): gain -6 and +3 dB >= 0.997; 44.
 Time alignment: frame ``i`` is *centred* at sample ``i*hop + CENTRE`` (mid-hop), so pack
 frame ``k`` (mean of frames ``10k..10k+9``) is centred on ``k/5 + 0.1`` s, the middle of its
 interval, for both outputs (a frame starting at ``i*hop`` would put the 1 s semantic context
-half a second late). Each branch needs ``T`` samples around its centre, so it pads
-``T//2 - CENTRE`` zeros on the left inside the graph and the encoder declares ``window =
-CENTRE + max(T - T//2)``: the first frame needs that many samples and ``frames = (samples -
-window) // hop + 1`` holds exactly (every output is sliced to it). A frame thus looks back
-``T//2 - CENTRE`` samples (< 1 s); the pack's 1 s chunk context covers that, so only frames
-at the very start of a file see the padding, which stands for the silence before it.
+half a second late); the chroma frame standing for frames ``5j..5j+4`` is centred where
+frame ``5j+2`` is (``CHROMA_CENTRE``). Each branch needs ``T`` samples around the centre
+``C`` of its first frame, so it pads ``T//2 - C`` zeros on the left inside the graph and the
+encoder declares ``window = max(C + T - T//2)``: the first frame needs that many samples and
+``frames = (samples - window) // hop + 1`` holds exactly (every output is sliced to it). A
+frame thus looks back ``T//2 - C`` samples (< 1 s); the pack's 1 s chunk context covers
+that, so only frames at the very start of a file see the padding, which stands for the
+silence before it.
 """
 
 from __future__ import annotations
@@ -78,7 +85,11 @@ N_CEPSTRA = 8  # c0..c7: the spectral envelope; higher cepstra follow the harmon
 
 N_FFT_CHROMA = 4096  # 5.4 Hz bins: semitones resolved from about 100 Hz up
 CHROMA_FMIN, CHROMA_FMAX = 100.0, 5000.0
-SMOOTH_FRAMES = 51  # Hann kernel over 51 frames = 1.02 s
+CHROMA_REPEAT = 5  # chroma frames are 5 encoder frames apart (10 Hz): see the module docstring
+CHROMA_HOP = CHROMA_REPEAT * HOP
+# chroma frame j stands for encoder frames 5j..5j+4, so it is centred where their middle one is
+CHROMA_CENTRE = (CHROMA_REPEAT // 2) * HOP + CENTRE
+SMOOTH_FRAMES = 9  # Hann kernel over 9 chroma frames: zero to zero (9 + 1) / 10 Hz = 1 s
 LEVEL_FRAMES = 25  # local loudness (quiet frames, level envelope): Hann over 0.5 s (odd, >= 3)
 
 FLOOR = 1e-2  # cepstra: log floor -20 dB under the frame's level
@@ -203,13 +214,13 @@ class _Graph:
         return out
 
 
-def _power_spectrum(g: _Graph, waveform: str, n_fft: int, left_pad: int, hint: str) -> str:
+def _power_spectrum(g: _Graph, waveform: str, n_fft: int, hop: int, left_pad: int, hint: str) -> str:
     """[B, frames, n_fft/2+1] power of a Hann STFT of the waveform padded ``left_pad`` zeros left."""
     padded = g.op("Pad", [waveform, g.const([0, left_pad, 0, 0], "pads", np.int64)], f"{hint}_pad")
     signal = g.op("Unsqueeze", [padded, g.const([2], "axes", np.int64)], f"{hint}_signal")
     stft = g.op(
         "STFT",
-        [signal, g.const(HOP, "hop", np.int64), g.const(hann(n_fft), f"{hint}_hann"), g.const(n_fft, "n_fft", np.int64)],
+        [signal, g.const(hop, "hop", np.int64), g.const(hann(n_fft), f"{hint}_hann"), g.const(n_fft, "n_fft", np.int64)],
         f"{hint}_stft",
         onesided=1,
     )
@@ -231,10 +242,10 @@ def _frames(g: _Graph, tensor: str, count: str) -> str:
     return g.op("Slice", [tensor, zero, count, g.const([1], "axis", np.int64)])
 
 
-def _acoustic(g: _Graph, waveform: str) -> tuple[str, int]:
+def _acoustic(g: _Graph, waveform: str) -> tuple[str, tuple[int, int]]:
     h = LEVEL_FRAMES // 2
     span = N_FFT_ACOUSTIC + (LEVEL_FRAMES - 1) * HOP
-    power = _power_spectrum(g, waveform, N_FFT_ACOUSTIC, span // 2 - CENTRE, "acoustic")
+    power = _power_spectrum(g, waveform, N_FFT_ACOUSTIC, HOP, span // 2 - CENTRE, "acoustic")
     all_mel = g.op("MatMul", [power, g.shared("mel", mel_filterbank)], "acoustic_mel")
     level = g.op("ReduceMean", [all_mel], "acoustic_level", axes=[2], keepdims=1)
     local = _over_time(g, level, 1, smoothing_kernel(LEVEL_FRAMES), "acoustic_local")
@@ -252,30 +263,35 @@ def _acoustic(g: _Graph, waveform: str) -> tuple[str, int]:
     # Level envelope: the frame's level against its 0.5 s surroundings (attack, decay, sustain).
     ratio = g.op("Div", [own, g.op("Add", [local, g.const(TINY, "tiny")])])
     envelope = g.op("Log", [g.op("Add", [ratio, g.const(ENVELOPE_FLOOR, "envelope_floor")])], "acoustic_envelope")
-    return g.op("Concat", [cepstra, envelope], "acoustic_features", axis=2), span
+    return g.op("Concat", [cepstra, envelope], "acoustic_features", axis=2), (CENTRE, span)
 
 
-def _chroma(g: _Graph, waveform: str) -> tuple[str, int]:
-    span = N_FFT_CHROMA + (SMOOTH_FRAMES - 1) * HOP
-    power = _power_spectrum(g, waveform, N_FFT_CHROMA, span // 2 - CENTRE, "chroma")
+def _chroma(g: _Graph, waveform: str) -> tuple[str, tuple[int, int]]:
+    span = N_FFT_CHROMA + (SMOOTH_FRAMES - 1) * CHROMA_HOP
+    power = _power_spectrum(g, waveform, N_FFT_CHROMA, CHROMA_HOP, span // 2 - CHROMA_CENTRE, "chroma")
     magnitude = g.op("Sqrt", [power])  # magnitude, not power: one loud partial must not own the frame
     chroma = g.op("MatMul", [magnitude, g.const(chroma_filterbank(), "chroma_fb")], "chroma_raw")
     smooth = _over_time(g, chroma, 12, smoothing_kernel(), "chroma_smooth")
     total = g.op("ReduceSum", [smooth, g.const([2], "axes", np.int64)], keepdims=1)
-    return g.op("Div", [smooth, g.op("Add", [total, g.const(TINY_CHROMA, "tiny")])], "chroma"), span
+    normalized = g.op("Div", [smooth, g.op("Add", [total, g.const(TINY_CHROMA, "tiny")])], "chroma_10hz")
+    # [B, F, 12] -> [B, F, 5, 12] -> [B, 5F, 12]: each chroma frame for its 5 encoder frames
+    stacked = g.op("Unsqueeze", [normalized, g.const([2], "axes", np.int64)])
+    tiled = g.op("Tile", [stacked, g.const([1, 1, CHROMA_REPEAT, 1], "repeats", np.int64)])
+    return g.op("Reshape", [tiled, g.const([0, -1, 12], "shape", np.int64)], "chroma"), (CHROMA_CENTRE, span)
 
 
-def window_for(spans: list[int]) -> int:
-    """Samples the first frame needs when each branch is centred at CENTRE with span ``T``."""
-    return max(CENTRE + t - t // 2 for t in spans)
+def window_for(branches: list[tuple[int, int]]) -> int:
+    """Samples the first frame needs when each branch's first frame is centred at sample
+    ``centre`` and sees ``span`` samples around it (``span // 2`` before the centre)."""
+    return max(centre + span - span // 2 for centre, span in branches)
 
 
 def build_dsp_encoder() -> DspEncoder:
     """Build, check and serialize the graph. Same code -> same bytes."""
     g = _Graph()
-    acoustic, span_a = _acoustic(g, "waveform")
-    chroma, span_c = _chroma(g, "waveform")
-    window = window_for([span_a, span_c])
+    acoustic, branch_a = _acoustic(g, "waveform")
+    chroma, branch_c = _chroma(g, "waveform")
+    window = window_for([branch_a, branch_c])
 
     # frames = (samples - window) // hop + 1, as the pack contract says; every branch makes at
     # least that many (its own span is <= window) and is cut to exactly that many.
