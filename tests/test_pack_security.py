@@ -123,6 +123,22 @@ def test_hash_mismatch(pack):
     refused(pack, r"^pack slow\.onnx: sha256 mismatch \(manifest [0-9a-f]{12}\.\.\., file [0-9a-f]{12}\.\.\.\)$")
 
 
+def test_two_bad_encoders_name_the_first_in_manifest_order(pack):
+    """Encoders are read and hashed at once; the error must not depend on which thread
+    finishes first."""
+    for name in ("fast.onnx", "slow.onnx"):
+        data = bytearray((pack / name).read_bytes())
+        data[-1] ^= 1
+        (pack / name).write_bytes(bytes(data))
+    first = next(iter(manifest(pack)["encoders"].values()))["file"]
+    for _ in range(5):
+        refused(pack, rf"^pack {first}: sha256 mismatch")
+    m = manifest(pack)
+    m["encoders"] = dict(reversed(list(m["encoders"].items())))
+    save(pack, m)
+    refused(pack, rf"^pack {next(iter(m['encoders'].values()))['file']}: sha256 mismatch")
+
+
 def test_malformed_sha256(pack):
     m = manifest(pack)
     m["encoders"]["slow"]["sha256"] = 42

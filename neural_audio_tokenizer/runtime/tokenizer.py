@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Union
 
 import numpy as np
@@ -53,9 +54,13 @@ class Tokenizer:
         # default one single-threaded call per core, over chunks and encoders.
         self.workers, threads = parallelism(self.options, self.device)
         session_options = dataclasses.replace(self.options, device=self.device, threads=threads)
-        # One after the other: building them concurrently saved 0.35 s of start-up for
-        # mert-w2v but raised peak RSS by 0.2 GB (both sessions' loading transients at once).
-        self._sessions = {name: create_session(enc.model_bytes, enc.file, session_options) for name, enc in pack.encoders.items()}
+        # All at once: onnxruntime parses a model and loads its weights with the GIL released,
+        # so mert-w2v's two sessions take 0.7 s instead of 1.1-1.3 s (both loading transients
+        # at once cost ~0.1 GB of peak RSS, docs/performance.md). Results and the first
+        # failure come back in manifest order.
+        with ThreadPoolExecutor(len(pack.encoders)) as pool:
+            made = pool.map(lambda enc: create_session(enc.model_bytes, enc.file, session_options), pack.encoders.values())
+            self._sessions = dict(zip(pack.encoders, made))
         # The sessions hold the models now; keeping the pack's copy of the bytes would double
         # a neural pack's ~0.4 GB for nothing (the caller's own Pack object keeps its bytes).
         self.pack = dataclasses.replace(pack, encoders={n: dataclasses.replace(e, model_bytes=b"") for n, e in pack.encoders.items()})
