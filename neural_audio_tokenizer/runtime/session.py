@@ -105,6 +105,14 @@ def create_session(model: bytes, label: str, options: SessionOptions) -> ort.Inf
     except Exception as exc:  # onnxruntime raises several types; all mean "unusable model"
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PackError(f"pack {label}: onnxruntime refused the model: {reason}") from None
+    if device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
+        # onnxruntime falls back to the CPU, with only a log line, when its CUDA provider
+        # cannot start (CUDA or cuDNN libraries missing): --device cuda must not quietly
+        # run 100x slower.
+        raise DeviceError(
+            f"--device cuda: onnxruntime could not start its CUDA provider for {label} "
+            "(are the CUDA and cuDNN libraries it was built for on LD_LIBRARY_PATH?); use --device cpu"
+        )
     if device == "cpu" and getattr(session, "_model_bytes", None) is not None:
         # onnxruntime keeps the serialized model only to rebuild the session on a provider
         # fallback, which a CPU-only session never does: let the bytes go (a neural pack's
