@@ -2,7 +2,9 @@
 clean error; never another exception.
 
 - stdin splitter: the parts joined with FS give back the input (minus one trailing FS), and
-  well-formed WAV/AIFF parts come back whole even when their samples contain FS bytes.
+  audio files come back whole even when their bytes contain FS: WAV/AIFF by their declared
+  length, compressed files and WAVs streamed with placeholder sizes by where the next file
+  starts.
 - decoding (soundfile or the raw fallback): ``InputError`` or finite float32 blocks.
 - ONNX inspection: ``OnnxCheckError`` or a result; pack loading: ``PackError`` or a Pack.
 
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import conv_encoder, tone, wav_bytes
+from conftest import conv_encoder, run_nat, tone, wav_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -143,6 +145,78 @@ wav_part = st.builds(
 def test_split_returns_length_delimited_audio_whole(parts, trailing):
     data = FS.join(parts) + (FS if trailing else b"")
     assert split_parts(data) == parts
+
+
+def streamed_wav(wav: bytes, riff_size: int, data_size: int) -> bytes:
+    """The WAV as a program writing to a pipe emits it: RIFF and data sizes unknown, written
+    as placeholders (ffmpeg: 0xFFFFFFFF twice; sox: 0x7FFFF024 and 0x7FFFF000)."""
+    assert wav[36:40] == b"data"
+    return wav[:4] + riff_size.to_bytes(4, "little") + wav[8:40] + data_size.to_bytes(4, "little") + wav[44:]
+
+
+def _compressed() -> dict[str, bytes]:
+    """About 1.5 s of noisy stereo in every compressed format libsndfile writes, and WAVs
+    streamed with placeholder sizes: files full of FS bytes with no length to cut them by."""
+    x = tone(1.5, 44100, channels=2) + np.random.default_rng(3).standard_normal((66150, 2)).astype(np.float32) * 0.05
+    wav = wav_bytes(x, 44100)
+    out = {
+        "flac": wav_bytes(x, 44100, "PCM_16", "FLAC"),
+        "ogg": wav_bytes(x, 44100, "VORBIS", "OGG"),
+        "opus": wav_bytes(tone(1.5, 48000), 48000, "OPUS", "OGG"),
+        "mp3": wav_bytes(x, 44100, "MPEG_LAYER_III", "MP3"),  # libsndfile writes no ID3 tag
+        "mp3-id3": b"ID3\x03\x00\x00\x00\x00\x00\x0a" + bytes(10) + wav_bytes(x, 44100, "MPEG_LAYER_III", "MP3"),
+        "wav-ffmpeg": streamed_wav(wav, 0xFFFFFFFF, 0xFFFFFFFF),
+        "wav-sox": streamed_wav(wav, 0x7FFFF024, 0x7FFFF000),
+    }
+    for name, data in out.items():
+        assert data.count(FS) >= 3, name  # the point: each holds FS bytes a blind split would cut at
+    return out
+
+
+COMPRESSED = _compressed()
+
+
+@pytest.mark.parametrize("name", sorted(COMPRESSED))
+def test_compressed_or_streamed_audio_alone_is_one_part(name):
+    data = COMPRESSED[name]
+    assert split_parts(data) == [data]
+    # A trailing FS stays inside: decoders ignore it, while a dropped final byte that
+    # happened to be 0x1C would break a FLAC's last frame.
+    assert split_parts(data + FS) == [data + FS]
+    assert open_bytes(data, "x").info.decoder == "soundfile"
+
+
+def test_mpeg_frames_are_checked_not_just_their_sync_bits():
+    mp3 = COMPRESSED["mp3"]
+    assert split_parts(mp3 + FS + b"\xff\xfb\x90\x64 not a frame") == [mp3 + FS + b"\xff\xfb\x90\x64 not a frame"]
+    assert split_parts(b"text" + FS + mp3) == [b"text", mp3]
+
+
+@examples(60, 400)
+@given(st.lists(st.sampled_from(sorted(COMPRESSED)) | st.sampled_from(["wav", "aiff"]), min_size=1, max_size=5), st.booleans())
+def test_audio_files_joined_with_fs_come_back_whole(names, trailing):
+    whole = {**COMPRESSED, "wav": wav_bytes(np.full((300, 1), 0x1C1C / 32768, np.float32), 8000), "aiff": wav_bytes(tone(0.2, 8000), 8000, "PCM_16", "AIFF")}
+    files = [whole[n] for n in names]
+    data = FS.join(files) + (FS if trailing else b"")
+    got = split_parts(data)
+    assert len(got) == len(files)
+    for part, file in zip(got[:-1], files[:-1]):
+        assert part == file
+    assert got[-1] in (files[-1], files[-1] + FS)  # a trailing FS after a compressed file stays inside it
+
+
+def test_a_long_flac_on_stdin_is_one_input(tiny_pack):
+    """``cat song.flac | nat`` used to become hundreds of garbage inputs."""
+    flac = COMPRESSED["flac"]
+    piped = run_nat("--pack", str(tiny_pack), "-", input=flac + FS + COMPRESSED["wav-sox"], check=True)
+    lines = [json.loads(x) for x in piped.stdout.splitlines()]
+    headers = [x for x in lines if x.get("type") == "header"]
+    assert [h["source"]["name"] for h in headers] == ["stdin#1", "stdin#2"]
+    assert [h["source"]["format"].split("/")[0] for h in headers] == ["FLAC", "WAV"]
+    assert abs(headers[0]["source"]["duration_s"] - 1.5) < 1e-9
+    stats = [x for x in lines if x.get("type") == "stats"]
+    assert [s["duration_s"] for s in stats] == [1.5, 1.5]
+    assert not piped.stderr.strip()  # a placeholder size is not a truncation
 
 
 # --- decoding ------------------------------------------------------------------------------

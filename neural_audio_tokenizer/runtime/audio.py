@@ -150,7 +150,9 @@ def _reason(exc: BaseException) -> str:
 
 
 _SHORT_CHUNK = re.compile(r"^\s*(data|SSND) : (\d+) \(should be (\d+)\)", re.M)
-_PLACEHOLDER_SIZES = (0, 0xFFFFFFFF)  # written by streaming encoders that cannot seek back
+# Data sizes written by encoders streaming to a pipe, which cannot seek back to fill them in:
+# 0 and 0xFFFFFFFF (ffmpeg), 0x7FFFF000 (sox, seen in `sox in.raw -t wav - | xxd`).
+_PLACEHOLDER_SIZES = (0, 0xFFFFFFFF, 0x7FFFF000)
 
 
 def _header_note(handle: sf.SoundFile) -> str | None:
