@@ -79,3 +79,25 @@ def test_tokenizer_keeps_no_copy_of_the_model_bytes():
     assert all(e.model_bytes == b"" for e in tok.pack.encoders.values())
     assert all(getattr(s, "_model_bytes", None) is None for s in tok._sessions.values())
     assert tok.pack.manifest_sha256 and sorted(tok.pack.encoders) == ["mert", "wav2vec2"]
+
+
+def test_the_cli_runs_one_chunk_inputs_one_call_at_a_time(tmp_path):
+    """Inputs no longer than one chunk get every core per encoder call (a single chunk's
+    encoders cannot fill the cores one call per core); anything longer, unknown or
+    undecodable keeps the default."""
+    from conftest import tone, wav_bytes
+
+    from neural_audio_tokenizer.runtime.audio import probe_seconds
+    from neural_audio_tokenizer.runtime.cli import InputItem, _all_one_chunk
+
+    short, long_ = tmp_path / "short.wav", tmp_path / "long.wav"
+    short.write_bytes(wav_bytes(tone(3.0, 16000), 16000))
+    long_.write_bytes(wav_bytes(tone(12.0, 16000), 16000))
+    assert probe_seconds(path=str(short)) == 3.0 and probe_seconds(data=long_.read_bytes()) == 12.0
+    assert probe_seconds(path=str(tmp_path / "missing.wav")) is None and probe_seconds(data=b"not audio") is None
+    one = InputItem("short.wav", path=str(short))
+    assert _all_one_chunk([one, InputItem("stdin", data=short.read_bytes())], 10.0)
+    assert not _all_one_chunk([one, InputItem("long.wav", path=str(long_))], 10.0)
+    assert not _all_one_chunk([one, InputItem("x", data=b"raw bytes")], 10.0)
+    assert not _all_one_chunk([], 10.0)
+    assert _all_one_chunk([InputItem("long.wav", path=str(long_))], 12.0)

@@ -298,6 +298,17 @@ def _raw_source(name: str, size: int, digest: str, read: callable, raw_rate: int
     return _checked(AudioSource(info, blocks()))
 
 
+def probe_seconds(path: str | None = None, data: bytes | None = None) -> float | None:
+    """The duration a decodable input's header declares, or None (unknown, raw, unreadable).
+    Only a scheduling hint (runtime/cli.py): never an error, never output."""
+    try:
+        with _decoder_call():
+            info = sf.info(path if path is not None else io.BytesIO(data or b""))
+        return float(info.frames) / info.samplerate if info.samplerate > 0 and info.frames >= 0 else None
+    except Exception:  # noqa: BLE001 - whatever is wrong is reported when the input is read
+        return None
+
+
 def open_bytes(data: bytes, name: str, raw_rate: int = RAW_RATE) -> AudioSource:
     """Decode audio held in memory (a stdin part, an upload)."""
     if not data:

@@ -188,6 +188,23 @@ def _items(inputs: list[str], quiet: bool) -> list[InputItem]:
     return items
 
 
+def _all_one_chunk(items: list[InputItem], window_s: float) -> bool:
+    """Whether every input is at most one chunk long, by its header. Then the default of one
+    single-threaded encoder call per core leaves a core idle (a chunk's encoders differ in
+    cost, and there is no next chunk to start), while one call at a time on every core does
+    not: mert-w2v on a 10 s file 3.30x vs 2.68x real time (docs/performance.md). Tokens are
+    the same either way; only the schedule changes."""
+    if not items:
+        return False
+    from .audio import probe_seconds
+
+    for item in items:
+        seconds = probe_seconds(path=item.path) if item.path is not None else probe_seconds(data=item.data)
+        if seconds is None or seconds > window_s:
+            return False
+    return True
+
+
 def _make_sink(args: argparse.Namespace) -> Sink:
     if args.output and args.output_dir:
         raise NatError("use either -o FILE or --output-dir DIR, not both")
@@ -243,9 +260,16 @@ def run(argv: list[str]) -> int:
     progress = Progress.for_stderr(args.quiet)
     from .tokenizer import Tokenizer
 
-    pack = "builtin" if args.compat_fallback else args.pack
-    tokenizer = Tokenizer.load(pack, device=args.device, threads=args.threads, spinning=True)
+    from ..packs import resolve_pack
+    from .pack import load_pack
+    from .session import SessionOptions, cores, resolve_device
+
+    pack = load_pack(resolve_pack("builtin" if args.compat_fallback else args.pack))
+    resolve_device(args.device)  # a device error before stdin is read
     items = _items(args.inputs, args.quiet)
+    threads = args.threads or (cores() if _all_one_chunk(items, pack.window_s) else 0)
+    tokenizer = Tokenizer(pack, SessionOptions(args.device, threads, spinning=True))
+    del pack  # the tokenizer keeps what it needs; this copy holds the models' bytes (~0.4 GB)
     if args.all_outputs:
         from .report import write_all_outputs
 
