@@ -4,6 +4,8 @@ Tokenizer does not keep a second copy of the model bytes."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from conftest import DATA, tone
@@ -100,4 +102,7 @@ def test_the_cli_runs_one_chunk_inputs_one_call_at_a_time(tmp_path):
     assert not _all_one_chunk([one, InputItem("long.wav", path=str(long_))], 10.0)
     assert not _all_one_chunk([one, InputItem("x", data=b"raw bytes")], 10.0)
     assert not _all_one_chunk([], 10.0)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # never opened by the probe: its bytes would be gone for the real read
+    assert probe_seconds(path=str(fifo)) is None
     assert _all_one_chunk([InputItem("long.wav", path=str(long_))], 12.0)
