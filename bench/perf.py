@@ -213,6 +213,12 @@ def int8(data: bytes) -> bytes:
     return quantize_int8(data)
 
 
+def fp16(data: bytes) -> bytes:
+    from neural_audio_tokenizer.export.onnx_export import convert_fp16
+
+    return convert_fp16(data)
+
+
 def prepare(work: Path, quick: bool, lengths: list[int], log) -> dict:
     """Models, audio and packs under ``work``, built once and reused (``setup.json`` records them)."""
     key = {"quick": quick, "lengths": lengths, "seed": SEED, "version": 3}
@@ -220,7 +226,7 @@ def prepare(work: Path, quick: bool, lengths: list[int], log) -> dict:
     if record.is_file():
         setup = json.loads(record.read_text())
         if setup.get("key") == key and all(Path(p).exists() for p in setup["paths"]):
-            return setup
+            return _with_fp16(setup, work, record, log)
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     log("building the models (seeded random weights)")
@@ -244,6 +250,18 @@ def prepare(work: Path, quick: bool, lengths: list[int], log) -> dict:
     }
     setup["paths"] = [*setup["models"].values(), *setup["audio"].values(), *setup["packs"].values()]
     record.write_text(json.dumps(setup, indent=1))
+    return _with_fp16(setup, work, record, log)
+
+
+def _with_fp16(setup: dict, work: Path, record: Path, log) -> dict:
+    """The fp16 variant (a GPU option, export.onnx_export.convert_fp16), derived once and added
+    to a setup that an older bench version built without it."""
+    if "fp16" not in setup["packs"] or not Path(setup["packs"]["fp16"]).exists():
+        log("deriving the fp16 variant pack")
+        path = derive_pack(Path(setup["packs"]["fp32"]), work / "packs" / "fp16", "encoders converted by export.onnx_export.convert_fp16; fp32 codebooks", fp16)
+        setup["packs"]["fp16"] = str(path)
+        setup["paths"] = sorted(set(setup["paths"]) | {str(path)})
+        record.write_text(json.dumps(setup, indent=1))
     return setup
 
 
@@ -533,6 +551,8 @@ def plan(args: argparse.Namespace, lengths: list[int]) -> list[tuple[str, str, i
             runs.append(("runtime cpu", "runtime", s, {"pack": "fp32"}))
             for b in (1, 8, 16):
                 runs.append((f"runtime cuda batch {b}", "runtime", s, {"pack": "fp32", "extra": ["--device", "cuda"], "batch": b, "vs": "runtime cpu"}))
+            # the faster-but-approximate GPU variant, with its agreement beside it (never a default)
+            runs.append(("runtime cuda fp16 batch 8", "runtime", s, {"pack": "fp16", "extra": ["--device", "cuda"], "batch": 8, "vs": "runtime cpu"}))
             if args.torch and torch_sees_cuda():
                 runs.append(("torch cuda batch 8", "torch", s, {"pack": "fp32", "device": "cuda", "batch": 8, "vs": "runtime cpu"}))
             continue
