@@ -47,8 +47,8 @@ MAX_AMPLITUDE = 1000.0
 _HASH_BLOCK = 1 << 20
 
 # Magic bytes of formats libsndfile reads; such input that fails to decode is reported as
-# corrupt rather than tokenized as raw PCM.
-_AUDIO_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"FORM", b"fLaC", b"OggS", b"ID3", b"caff", b".snd", b"wvpk")
+# corrupt rather than tokenized as raw PCM (and stdin.py splits piped input at them).
+AUDIO_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"FORM", b"fLaC", b"OggS", b"ID3", b"caff", b".snd", b"wvpk")
 
 
 @dataclass
@@ -120,7 +120,7 @@ def block_size(sample_rate: int) -> int:
 
 
 def looks_like_audio(head: bytes) -> bool:
-    if head.startswith(_AUDIO_MAGIC):
+    if head.startswith(AUDIO_MAGIC):
         return True
     return len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0  # MPEG frame sync
 

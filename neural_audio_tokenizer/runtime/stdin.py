@@ -28,13 +28,15 @@ from __future__ import annotations
 import re
 import struct
 
+from .audio import AUDIO_MAGIC
+
 FS = b"\x1c"
 
 # Magic bytes strong enough to mark the start of a file after an FS inside compressed data
-# (4+ bytes, or ID3 with a real major version): a false split would need these exact bytes
-# right after a 0x1C byte.
-_STRONG_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"FORM", b"fLaC", b"OggS", b"caff", b".snd", b"wvpk")
-_NEXT_FILE = re.compile(rb"\x1c(?=RIFF|RIFX|RF64|FORM|fLaC|OggS|caff|\.snd|wvpk|ID3[\x02-\x04]|\xff[\xe0-\xff])")
+# (4 bytes; ID3's 3 only with a real major version after them): a false split would need
+# these exact bytes right after a 0x1C byte.
+_STRONG_MAGIC = tuple(m for m in AUDIO_MAGIC if len(m) >= 4)
+_NEXT_FILE = re.compile(rb"\x1c(?=" + b"|".join(map(re.escape, _STRONG_MAGIC)) + rb"|ID3[\x02-\x04]|\xff[\xe0-\xff])")
 
 # MPEG audio frame lengths (ISO 11172-3 / 13818-3): kbit/s by [MPEG-1?][layer][index].
 _BITRATES = {
