@@ -265,9 +265,10 @@ def run(argv: list[str]) -> int:
     from .session import SessionOptions, cores, resolve_device
 
     pack = load_pack(resolve_pack("builtin" if args.compat_fallback else args.pack))
-    resolve_device(args.device)  # a device error before stdin is read
+    device = resolve_device(args.device)  # a device error before stdin is read
     items = _items(args.inputs, args.quiet)
-    threads = args.threads or (cores() if _all_one_chunk(items, pack.window_s) else 0)
+    # CUDA runs one call at a time whatever the inputs (session.parallelism): no probing there
+    threads = args.threads or (cores() if device == "cpu" and _all_one_chunk(items, pack.window_s) else 0)
     tokenizer = Tokenizer(pack, SessionOptions(args.device, threads, spinning=True))
     del pack  # the tokenizer keeps what it needs; this copy holds the models' bytes (~0.4 GB)
     if args.all_outputs:
