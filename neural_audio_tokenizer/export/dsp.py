@@ -15,8 +15,8 @@ per 5 Hz pack frame). Two outputs, each [batch, frames, dim] float32:
   4096-point STFT, Hann-smoothed over 1 s, L1-normalized. It is computed at 10 Hz (hop
   ``CHROMA_HOP`` = 5 frames) and each value is repeated for its 5 frames: the 1 s smoothing
   leaves nothing above ~2 Hz to resolve, and the 4096-point STFT at 50 Hz was 85 % of the
-  encoder's time (issue #4: the built-in pack went from ~180x to ~300x real time; its
-  codebooks were refitted). Segments always start on a pack frame (0.2 s, a multiple of
+  encoder's time (issue #4: the built-in pack went from ~180x to 340-370x real time on 2
+  cores; its S codebooks were refitted). Segments always start on a pack frame (0.2 s, a multiple of
   ``CHROMA_HOP``, docs/pack-format.md), so the 10 Hz grid is the same in every chunk.
 
 What each stream keeps was chosen by measuring it (``nat-export eval``, docs/quality.md:
