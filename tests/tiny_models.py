@@ -22,22 +22,29 @@ from pathlib import Path
 CONV = dict(conv_dim=[16] * 7, conv_stride=[5, 2, 2, 2, 2, 2, 2], conv_kernel=[10, 3, 3, 3, 3, 2, 2])
 
 
-def hubert_config(hidden: int = 32, layers: int = 4, stable: bool = False):
-    from transformers import HubertConfig
-
-    return HubertConfig(
+def _shape(hidden: int, layers: int) -> dict:
+    """What both tiny encoders share: a small transformer on the seven-layer conv stack."""
+    return dict(
         hidden_size=hidden,
         num_hidden_layers=layers,
         num_attention_heads=2,
         intermediate_size=2 * hidden,
         num_conv_pos_embeddings=16,
         num_conv_pos_embedding_groups=4,
+        attn_implementation="eager",
+        **CONV,
+    )
+
+
+def hubert_config(hidden: int = 32, layers: int = 4, stable: bool = False):
+    from transformers import HubertConfig
+
+    return HubertConfig(
         do_stable_layer_norm=stable,
         feat_extract_norm="layer" if stable else "group",
         conv_bias=stable,
         feat_proj_layer_norm=True,
-        attn_implementation="eager",
-        **CONV,
+        **_shape(hidden, layers),
     )
 
 
@@ -107,19 +114,7 @@ def save_tiny_wav2vec2(folder: Path, seed: int = 2, layers: int = 3, hidden: int
 
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    config = Wav2Vec2Config(
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=2,
-        intermediate_size=2 * hidden,
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=4,
-        codevector_dim=16,
-        proj_codevector_dim=16,
-        num_codevectors_per_group=8,
-        attn_implementation="eager",
-        **CONV,
-    )
+    config = Wav2Vec2Config(codevector_dim=16, proj_codevector_dim=16, num_codevectors_per_group=8, **_shape(hidden, layers))
     model = Wav2Vec2ForPreTraining(config).eval()
     model.save_pretrained(folder)
     if old_style:
