@@ -64,6 +64,16 @@ def refused(pack: Path, pattern: str) -> PackError:
     return info.value
 
 
+def refused_in_peak(pack: Path, pattern: str) -> int:
+    """Peak bytes Python allocated while the pack was being refused."""
+    tracemalloc.start()
+    try:
+        refused(pack, pattern)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def fast_model() -> onnx.ModelProto:
     return onnx.load_from_string(conv_encoder(16000, 320, 400, 8, 1))
 
@@ -196,26 +206,14 @@ def test_a_billion_entry_codebook_is_refused_from_its_header(pack):
     header = npy(np.zeros((4, 16, 8), "<f4"))
     fake = header.replace(b"(4, 16, 8)", b"(4, 250000000, 1)")[: len(header) - 4 * 16 * 8]
     replace(pack, "S_codebooks.npy", fake)
-    tracemalloc.start()
-    try:
-        refused(pack, r"shape \(4, 250000000, 1\) is larger than any pack needs; refused")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 20 << 20  # 10^9 float32 would be 4 GB
+    assert refused_in_peak(pack, r"shape \(4, 250000000, 1\) is larger than any pack needs; refused") < 20 << 20  # 10^9 float32 would be 4 GB
 
 
 def test_a_huge_file_is_refused_before_it_is_read(pack):
     path = pack / "S_codebooks.npy"
     with open(path, "r+b") as f:
         f.truncate(8 << 30)  # sparse: 8 GiB on paper, nothing on disk
-    tracemalloc.start()
-    try:
-        refused(pack, r"^pack S_codebooks\.npy: 8589934592 bytes is larger than any pack needs")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 20 << 20
+    assert refused_in_peak(pack, r"^pack S_codebooks\.npy: 8589934592 bytes is larger than any pack needs") < 20 << 20
 
 
 # --- manifest ------------------------------------------------------------------------------
