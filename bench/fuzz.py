@@ -92,7 +92,7 @@ def fuzz_decode(data: bytes) -> str:
     import numpy as np
 
     from neural_audio_tokenizer.runtime.audio import open_bytes
-    from neural_audio_tokenizer.runtime.errors import InputError
+    from neural_audio_tokenizer.errors import InputError
 
     try:
         source = open_bytes(data, "fuzz")

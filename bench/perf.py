@@ -13,7 +13,7 @@ corpus of export/corpus.py, or synthesized when FluidSynth is missing):
   shape) and Wav2Vec2Model (wav2vec2-base) in fp32, **all 12 layers** each with
   ``output_hidden_states``, sdpa attention, ``inference_mode``, the same chunking through
   FeaturePipeline, the same layer means, normalization and RVQ. The baseline.
-- ``torch-whole``: the seed's way: each model once over the whole file (no chunking), where
+- ``torch-whole``: the original script's way: each model once over the whole file (no chunking), where
   memory allows (10 s and 60 s).
 - ``runtime``: ``nat --pack PACK FILE`` (the real CLI, default settings), fp32, CPU provider.
 - variants of the runtime, each with its token agreement against ``runtime`` on the same
@@ -289,7 +289,7 @@ def segment_lengths(pack_dir: Path, audio: Path, whole: bool = False) -> dict[st
     (found by running FeaturePipeline with a stand-in encoder), or one call per file."""
     import numpy as np
 
-    from neural_audio_tokenizer.export.reference import pipeline_for
+    from neural_audio_tokenizer.runtime.features import pipeline_for
     from neural_audio_tokenizer.runtime.audio import open_path
     from neural_audio_tokenizer.runtime.pack import load_pack
 
@@ -432,14 +432,12 @@ def child_torch(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from neural_audio_tokenizer.codebooks.quantize import code_norms
     from neural_audio_tokenizer.export.models import load_encoder
-    from neural_audio_tokenizer.export.reference import encoder_provenance, pipeline_for
+    from neural_audio_tokenizer.export.reference import encoder_provenance
     from neural_audio_tokenizer.runtime.audio import open_path
     from neural_audio_tokenizer.runtime.ndjson import write_ndjson
     from neural_audio_tokenizer.runtime.pack import load_pack
-    from neural_audio_tokenizer.runtime.records import Frame, frame_time
-    from neural_audio_tokenizer.runtime.tokenizer import stream_codes
+    from neural_audio_tokenizer.runtime.tokenizer import RunnerTokenizer, token_stream
 
     torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
     device = torch.device(args.device)
@@ -460,32 +458,20 @@ def child_torch(args: argparse.Namespace) -> int:
             outs = {o: torch.stack(states[a : b + 1]).mean(0) for o, (a, b) in taps[name].items()}
         return {o: (v if x.ndim == 2 else v[0]).float().cpu().numpy() for o, v in outs.items()}
 
-    norms = {s: code_norms(spec.codebooks) for s, spec in pack.streams.items()}
-
-    def frames_from(chunks):
-        for chunk in chunks:
-            codes = {s: stream_codes(pack.streams[s], f, norms[s]) for s, f in chunk.streams.items()}
-            for i in range(chunk.n_frames):
-                k = chunk.first_frame + i
-                yield Frame(k, frame_time(k, pack.frame_rate), tuple(int(c) for c in codes["S"][i]), tuple(int(c) for c in codes["A"][i]))
-
-    class Reference:  # what write_ndjson needs of a tokenizer
-        def __init__(self):
-            self.pack, self.frame_rate, self.pipeline = pack, pack.frame_rate, pipeline_for(pack)
-
-        def frames(self, source):
-            if args.whole:
-                yield from frames_from([whole_file(self.pipeline, source, run)])
-            else:
-                yield from frames_from(self.pipeline.iter_chunks(source, run, args.batch))
-
+    tok = RunnerTokenizer(pack, run)
+    tok.batch = args.batch
+    source = open_path(args.audio)
+    if args.whole:
+        stream = token_stream(pack, source, tok.chunk_frames([whole_file(tok.pipeline, source, run)]))
+    else:
+        stream = tok.stream(source)
     out = open(sys.stdout.fileno(), "w", buffering=1, closefd=False)  # line-buffered: frames as they come
-    write_ndjson(Reference(), open_path(args.audio), out)
+    write_ndjson(stream, out)
     return 0
 
 
 def whole_file(pipeline, source, run):
-    """The seed's way: each encoder once over the whole (resampled, normalized) file, then the
+    """The original script's way: each encoder once over the whole (resampled, normalized) file, then the
     same pooling to the frame grid. Returns one ChunkFeatures for all frames."""
     import numpy as np
     import soxr
@@ -614,13 +600,12 @@ def execute(args, setup, label, backend, seconds, opts, results, outdir: Path, l
 
 def child_runtime(args: argparse.Namespace) -> int:
     """The runtime through the API with an explicit device and batch (the CUDA runs)."""
-    from neural_audio_tokenizer.runtime.audio import open_path
     from neural_audio_tokenizer.runtime.ndjson import write_ndjson
     from neural_audio_tokenizer.runtime.tokenizer import Tokenizer
 
     tok = Tokenizer.load(args.pack, device=args.device, batch=args.batch)
     out = open(sys.stdout.fileno(), "w", buffering=1, closefd=False)
-    write_ndjson(tok, open_path(args.audio), out)
+    write_ndjson(tok.stream(args.audio), out)
     return 0
 
 

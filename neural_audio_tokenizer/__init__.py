@@ -1,14 +1,18 @@
 """Neural Audio Tokenizer (NAT, "Tim's Ears"): music and sound as tokens an LLM can read.
 
-    from neural_audio_tokenizer import Tokenizer
+    from neural_audio_tokenizer import Tokenizer, write_ndjson
     tok = Tokenizer.load()              # built-in pack, CPU
-    frames = list(tok.encode("song.flac"))
+    stream = tok.stream("song.flac")    # a TokenStream: header, frames (typed), stats
+    frames = list(stream.frames)
+
+The library is ``runtime/`` (torch-free, in pipeline order); the command-line tools are
+``cli/``; errors shared by both are in ``errors.py``. docs/architecture.md has the map.
 """
 
 from __future__ import annotations
 
 __version__ = "1.0.0"
-__all__ = ["Frame", "LineOptions", "Tokenizer", "expand", "write_ndjson", "__version__"]
+__all__ = ["Frame", "LineOptions", "TokenStream", "Tokenizer", "expand", "write_ndjson", "__version__"]
 
 
 def __getattr__(name: str):
@@ -22,6 +26,10 @@ def __getattr__(name: str):
         from .runtime import records
 
         return getattr(records, name)
+    if name == "TokenStream":
+        from .runtime.stream import TokenStream
+
+        return TokenStream
     if name == "write_ndjson":
         from .runtime.ndjson import write_ndjson
 

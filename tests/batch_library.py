@@ -59,7 +59,7 @@ def make_library(root: Path) -> list[str]:
 
 def nat_single(root: Path, rel: str, *args: str) -> tuple[int, bytes]:
     """``cd root && nat [args] rel``, in this process (a fresh CLI run each time, no spawn)."""
-    from neural_audio_tokenizer.runtime.cli import main
+    from neural_audio_tokenizer.cli.main import main
 
     out = io.BytesIO()
     stdout = io.TextIOWrapper(out, encoding="ascii")

@@ -201,7 +201,7 @@ def test_usage_errors_are_one_line(library, tiny_pack, args, message, tmp_path):
 
 
 def test_engine_ray_without_ray_is_one_clear_line(library, tiny_pack, tmp_path, monkeypatch, capsys):
-    from neural_audio_tokenizer.runtime import batch
+    from neural_audio_tokenizer.cli.batch import main as batch
 
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the [ray] extra were not installed
     root, _ = library
@@ -213,11 +213,11 @@ def test_engine_ray_without_ray_is_one_clear_line(library, tiny_pack, tmp_path, 
 def test_a_stop_drops_only_its_own_partial_file(tmp_path):
     """SIGTERM while a worker is still creating its temporary file: the worker removes that
     file on the way out, and nobody else's (an output whose name extends this one's)."""
-    from neural_audio_tokenizer.runtime.batch_job import _drop_partial
-    from neural_audio_tokenizer.runtime.sinks import _AtomicFile
+    from neural_audio_tokenizer.cli.batch.job import _drop_partial
+    from neural_audio_tokenizer.runtime.sinks import AtomicFile
 
-    ours = _AtomicFile(tmp_path / "02.wav.ndjson")
-    theirs = _AtomicFile(tmp_path / "02.wav.ndjson.wav.ndjson")
+    ours = AtomicFile(tmp_path / "02.wav.ndjson")
+    theirs = AtomicFile(tmp_path / "02.wav.ndjson.wav.ndjson")
     done = tmp_path / "02.wav.ndjson"
     _drop_partial(str(done))
     assert not ours.tmp.exists() and theirs.tmp.exists()

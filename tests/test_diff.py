@@ -1,4 +1,4 @@
-"""nat diff: token-level comparison of token files for CI, across encodings and the seed's format."""
+"""nat diff: token-level comparison of token files for CI, across encodings and the original script's format."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import soundfile as sf
 from conftest import run_nat, tone
 
-from neural_audio_tokenizer.runtime.diff import main as diff_main
-from neural_audio_tokenizer.runtime.diff import parse_threshold
+from neural_audio_tokenizer.cli.diff import main as diff_main
+from neural_audio_tokenizer.cli.diff import parse_threshold
 
 NAMES = ["S0", "S1", "S2", "S3", "A0", "A1", "A2", "A3"]
 

@@ -140,7 +140,8 @@ def test_chunks_give_the_whole_file_features():
     """Chunks start on pack frames (multiples of CHROMA_HOP), so the chunked pipeline sees the
     same 10 Hz chroma grid as one pass over the whole file: features agree to float rounding
     (the 1 s context covers every branch's reach)."""
-    from neural_audio_tokenizer.export.collect import ort_runner, pipeline_for
+    from neural_audio_tokenizer.export.collect import ort_runner
+    from neural_audio_tokenizer.runtime.features import build_pipeline
     from neural_audio_tokenizer.runtime.audio import from_array
 
     pack = load_pack(PACK)
@@ -148,7 +149,7 @@ def test_chunks_give_the_whole_file_features():
     x = music(23.0, seed=6)
     encoders = {"dsp": {"sample_rate": enc.sample_rate, "hop": enc.hop, "window": enc.window}}
     streams = {name: {"encoder": "dsp", "output": st.output, "pooling": "mean"} for name, st in pack.streams.items()}
-    pipeline = pipeline_for(encoders, streams, pack.frame_rate, pack.window_s, pack.context_s)
+    pipeline = build_pipeline(encoders, streams, pack.frame_rate, pack.window_s, pack.context_s)
     run_dsp = ort_runner({"dsp": (enc.model_bytes, "waveform", ["semantic", "acoustic"])}, threads=1)
     chunks = list(pipeline.iter_chunks(from_array(x, dsp.SAMPLE_RATE, "music"), run_dsp))
     assert len(chunks) == 3

@@ -24,9 +24,11 @@ import pytest
 from conftest import REPO, run_nat, tone, wav_bytes
 
 from neural_audio_tokenizer import Tokenizer
-from neural_audio_tokenizer.runtime import audio, cli, sinks, stderr_guard
-from neural_audio_tokenizer.runtime.errors import InputError
-from neural_audio_tokenizer.runtime.ndjson import dumps, error_record, stream_lines
+from neural_audio_tokenizer.cli import main as cli
+from neural_audio_tokenizer.runtime import audio, sinks, stderr_guard
+from neural_audio_tokenizer.errors import InputError
+from neural_audio_tokenizer.runtime.ndjson import dumps, error_record
+from neural_audio_tokenizer.runtime.ndjson import lines as ndjson_lines
 
 ERR, OK = "error", "ok"
 RAW = r"no audio format recognized; read as raw 16-bit PCM at 16000 Hz \(see --raw-rate\)"
@@ -85,7 +87,7 @@ def bad_inputs() -> dict[str, tuple[bytes, tuple]]:
         "pcm24.wav": (wav_bytes(x, 22050, "PCM_24"), (OK, 15, None)),
         "alaw.wav": (wav_bytes(x, 22050, "ALAW"), (OK, 15, None)),
         "ulaw.au": (wav_bytes(x, 22050, "ULAW", "AU"), (OK, 15, None)),
-        # not audio at all: tokenized as raw PCM, as the seed promised, with a warning
+        # not audio at all: tokenized as raw PCM, as the original script promised, with a warning
         "doc.pdf": (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n" * 40, (OK, None, RAW)),
         "image.png": (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8, (OK, None, RAW)),
         "random.bin": (b"\x00" + np.random.default_rng(3).bytes(10000), (OK, 2, RAW)),  # odd length: 5001 samples
@@ -126,7 +128,7 @@ def expected_stream(tok: Tokenizer, path: Path) -> str:
     """What `nat` must write for this input alone: its lines, or an error record."""
     lines = []
     try:
-        for line in stream_lines(tok, audio.open_path(str(path))):
+        for line in ndjson_lines(tok.stream(audio.open_path(str(path)))):
             lines.append(dumps(line))
     except InputError as exc:
         lines.append(dumps(error_record(path.name, exc)))
@@ -138,11 +140,11 @@ def test_every_bad_input_in_process(tok, case_dir):
         path = case_dir / name
         if expect[0] == ERR:
             with pytest.raises(InputError) as info:
-                list(stream_lines(tok, audio.open_path(str(path))))
+                list(ndjson_lines(tok.stream(audio.open_path(str(path)))))
             assert re.fullmatch(f"{re.escape(name)}: {expect[1]}", str(info.value)), (name, str(info.value))
             continue
         source = audio.open_path(str(path))
-        lines = list(stream_lines(tok, source))
+        lines = list(ndjson_lines(tok.stream(source)))
         frames, warning = expect[1], expect[2]
         stats = lines[-1]
         assert stats["type"] == "stats", name
@@ -234,9 +236,9 @@ def test_empty_fs_parts_fail_alone(tok, tiny_pack):
     proc = run_nat("--pack", str(tiny_pack), "--threads", "1", input=a + b"\x1c\x1c" + b + b"\x1c")
     assert proc.returncode == 1
     assert proc.stderr.decode().splitlines() == ["nat: stdin#2: empty input (0 bytes)", "nat: 2 of 3 inputs tokenized, 1 failed"]
-    want = "".join(map(dumps, stream_lines(tok, audio.open_bytes(a, "stdin#1"))))
+    want = "".join(map(dumps, ndjson_lines(tok.stream(audio.open_bytes(a, "stdin#1")))))
     want += dumps({"type": "error", "source": "stdin#2", "error": "input", "message": "stdin#2: empty input (0 bytes)"})
-    want += "".join(map(dumps, stream_lines(tok, audio.open_bytes(b, "stdin#3"))))
+    want += "".join(map(dumps, ndjson_lines(tok.stream(audio.open_bytes(b, "stdin#3")))))
     assert proc.stdout.decode() == want
 
 
@@ -254,7 +256,7 @@ def test_fifo_is_read_whole(tok, tmp_path):
 
     t = threading.Thread(target=writer)
     t.start()
-    lines = list(stream_lines(tok, audio.open_path(str(fifo))))
+    lines = list(ndjson_lines(tok.stream(audio.open_path(str(fifo)))))
     t.join()
     assert lines[0]["source"]["bytes"] == len(data) and lines[-1]["frames"] == 5
 
@@ -453,7 +455,7 @@ def test_messages_name_no_absolute_path_and_no_memory_address(tmp_path):
 
 def test_docs_list_every_exit_code():
     text = (REPO / "docs" / "errors.md").read_text()
-    from neural_audio_tokenizer.runtime import errors
+    from neural_audio_tokenizer import errors
 
     for name in dir(errors):
         if name.startswith("EXIT_"):

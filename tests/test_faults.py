@@ -19,8 +19,9 @@ from conftest import REPO, run_nat, tone, wav_bytes
 
 from neural_audio_tokenizer import Tokenizer
 from neural_audio_tokenizer.runtime import audio
-from neural_audio_tokenizer.runtime.errors import InputError
-from neural_audio_tokenizer.runtime.ndjson import dumps, error_record, stream_lines
+from neural_audio_tokenizer.errors import InputError
+from neural_audio_tokenizer.runtime.ndjson import dumps, error_record
+from neural_audio_tokenizer.runtime.ndjson import lines as ndjson_lines
 from neural_audio_tokenizer.runtime.stdin import split_parts
 
 NAT = [sys.executable, "-m", "neural_audio_tokenizer"]
@@ -112,7 +113,7 @@ def _bad_clip(k: int) -> bytes:
 
 def expected(tok: Tokenizer, open_source, name: str) -> str:
     try:
-        return "".join(map(dumps, stream_lines(tok, open_source())))
+        return "".join(map(dumps, ndjson_lines(tok.stream(open_source()))))
     except InputError as exc:
         return dumps(error_record(name, exc))
 

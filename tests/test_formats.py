@@ -1,4 +1,4 @@
-"""Output formats (--format), the seed-compatibility flags, --budget-report, progress and logs."""
+"""Output formats (--format), the original-script compatibility flags, --budget-report, progress and logs."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from conftest import REPO, run_nat, tone
 from neural_audio_tokenizer import Tokenizer
 from neural_audio_tokenizer.runtime import formats
 from neural_audio_tokenizer.runtime.audio import from_array
-from neural_audio_tokenizer.runtime.budget import estimate_tokens
-from neural_audio_tokenizer.runtime.ndjson import stream_lines
+from neural_audio_tokenizer.cli.budget import estimate_tokens
+from neural_audio_tokenizer.runtime.ndjson import lines as ndjson_lines
 from neural_audio_tokenizer.runtime.reader import read_streams
 from neural_audio_tokenizer.runtime.records import LineOptions, expand
 
@@ -34,13 +34,11 @@ def half_silent() -> np.ndarray:
 
 
 def stream(tok, x, fmt: str, options: LineOptions = LineOptions()) -> str:
-    output = formats.get(fmt)
-    lines = stream_lines(tok, from_array(x, 22050, "clip.wav"), output.stream_options(options))
-    return formats.render_text_of(output, lines, options)
+    return formats.render_text_of(formats.get(fmt), tok.stream(from_array(x, 22050, "clip.wav")), options)
 
 
 def dense_rows(tok, x) -> list[dict]:
-    lines = list(stream_lines(tok, from_array(x, 22050, "clip.wav")))
+    lines = list(ndjson_lines(tok.stream(from_array(x, 22050, "clip.wav"))))
     return list(expand(lines[1:-1], tok.frame_rate))
 
 
@@ -120,16 +118,17 @@ def test_lam_output_is_the_seed_event_format_and_reads_back(tok, half_silent, rl
         assert [e["fi"] for e in body] == list(range(30))
         assert body[3] == {"event": "frame", "fi": 3, "ts": 600.0, "dur": 200.0, "S": body[3]["S"], "A": body[3]["A"]}
     back = read_streams(text.splitlines(), "lam")[0]
-    assert back.kind == "lam" and back.frame_rate == 5.0
+    assert back.header["format"] == "lam_audio_tokens" and back.frame_rate == 5.0
     dense = dense_rows(tok, half_silent)
-    assert [back.frames[k] for k in range(30)] == [tuple(r[n] for n in NAMES) for r in dense]
+    assert [f.S + f.A for f in back.frames] == [tuple(r[n] for n in NAMES) for r in dense]
+    assert [f.index for f in back.frames] == list(range(30))
 
 
 def test_every_format_is_byte_identical_across_processes(tiny_pack, tmp_path):
     clip = tmp_path / "clip.wav"
     sf.write(clip, tone(3.0, 44100, channels=2), 44100)
     for fmt in formats.FORMATS:
-        rle = () if fmt in formats.SEED_TEXT else ("--rle",)
+        rle = () if fmt in formats.ORIGINAL_TEXT else ("--rle",)
         args = ("--pack", str(tiny_pack), "--format", fmt, *rle, str(clip))
         a = run_nat(*args, check=True)
         b = run_nat(*args, "--threads", "1", "--deterministic", check=True)

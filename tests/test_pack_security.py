@@ -18,7 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from neural_audio_tokenizer import Tokenizer
 from neural_audio_tokenizer.runtime import session
-from neural_audio_tokenizer.runtime.errors import PackError
+from neural_audio_tokenizer.errors import PackError
 from neural_audio_tokenizer.runtime.onnx_check import OnnxCheckError, inspect_model
 from neural_audio_tokenizer.runtime.pack import load_pack
 

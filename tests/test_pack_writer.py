@@ -9,7 +9,8 @@ from conftest import conv_encoder, tone
 from neural_audio_tokenizer import Tokenizer
 from neural_audio_tokenizer.codebooks.fit import apply_normalization, fit_normalization, fit_rvq
 from neural_audio_tokenizer.codebooks.quantize import quantize
-from neural_audio_tokenizer.export.collect import collect_features, ort_runner, pipeline_for
+from neural_audio_tokenizer.export.collect import collect_features, ort_runner
+from neural_audio_tokenizer.runtime.features import build_pipeline
 from neural_audio_tokenizer.export.pack_writer import write_pack
 from neural_audio_tokenizer.runtime.audio import from_array
 from neural_audio_tokenizer.runtime.pack import load_pack
@@ -64,7 +65,7 @@ def test_rewrite_replaces_and_failure_leaves_nothing_behind(tmp_path):
 def test_collect_features_fit_and_write_round_trip(tmp_path):
     """Features through the runtime pipeline -> fit -> pack -> the runtime's codes match."""
     args = pack_args()
-    pipeline = pipeline_for(args["encoders"], args["streams"], 5, 2.0, 0.2)
+    pipeline = build_pipeline(args["encoders"], args["streams"], 5, 2.0, 0.2)
     enc = args["encoders"]["enc"]
     run = ort_runner({"enc": (enc["model_bytes"], "waveform", enc["outputs"])}, threads=1)
     sources = [from_array(tone(3.0, 16000, freq=f, seed=i), 16000) for i, f in enumerate((220.0, 440.0, 660.0))]

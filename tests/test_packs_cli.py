@@ -86,7 +86,7 @@ def test_verify_passes_when_every_pack_is_intact(places):
 
 
 def test_no_packs_anywhere(tmp_path, monkeypatch, capsys):
-    from neural_audio_tokenizer.runtime import packs_cli
+    from neural_audio_tokenizer.cli import packs as packs_cli
 
     monkeypatch.setattr(packs_cli, "search_dirs", lambda: [tmp_path / "none"])
     assert packs_cli.main([]) == 0

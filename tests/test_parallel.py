@@ -90,7 +90,7 @@ def test_the_cli_runs_one_chunk_inputs_one_call_at_a_time(tmp_path):
     from conftest import tone, wav_bytes
 
     from neural_audio_tokenizer.runtime.audio import probe_seconds
-    from neural_audio_tokenizer.runtime.cli import InputItem, _all_one_chunk
+    from neural_audio_tokenizer.cli.nat import InputItem, _all_one_chunk
 
     short, long_ = tmp_path / "short.wav", tmp_path / "long.wav"
     short.write_bytes(wav_bytes(tone(3.0, 16000), 16000))

@@ -1,4 +1,4 @@
-"""nat prompt: the seed's question plus the stream, fitted to an LLM token budget."""
+"""nat prompt: the original script's question plus the stream, fitted to an LLM token budget."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from conftest import REPO, run_nat, tone
 
-from neural_audio_tokenizer.runtime.budget import estimate_tokens, pool_frames
+from neural_audio_tokenizer.cli.budget import estimate_tokens, pool_frames
 from neural_audio_tokenizer.runtime.records import Frame, expand
 
 SCHEMA = json.loads((REPO / "neural_audio_tokenizer" / "schema" / "ndjson-v1.schema.json").read_text())
@@ -130,16 +130,19 @@ def test_pool_frames_takes_the_mode_and_the_group_start():
 def test_fit_finds_the_smallest_pooling_factor_that_fits(budget):
     import math
 
-    from neural_audio_tokenizer.runtime.budget import fit_stream
+    from neural_audio_tokenizer.cli.budget import fit_stream
+    from neural_audio_tokenizer.runtime.records import runs
+    from neural_audio_tokenizer.runtime.stream import TokenStream
 
     n = 1000
     frames = [Frame(i, round(i / 5, 3), (i,), (i,)) for i in range(n)]  # all distinct: RLE merges nothing
     header = {"type": "header", "frame_rate": 5, "streams": {}}
 
-    def render(lines):  # one token per frame line
-        return " a" * sum(1 for line in lines if "type" not in line)
+    def render(stream, options):  # one token per frame line
+        return " a" * sum(1 for _ in runs(stream.frames, stream.frame_rate, options))
 
-    fit = fit_stream(header, frames, {"type": "stats", "frames": n}, budget, render)
+    stream = TokenStream.complete(header, frames, {"type": "stats", "frames": n})
+    fit = fit_stream(stream, budget, render)
     assert fit.pool == math.ceil(n / budget) and fit.estimated_tokens <= budget
     assert fit.rle == (fit.pool > 1 or budget < n)
-    assert fit_stream(header, frames, {"type": "stats", "frames": n}, 0, render) is None
+    assert fit_stream(stream, 0, render) is None

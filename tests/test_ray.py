@@ -16,8 +16,8 @@ pa = pytest.importorskip("pyarrow", reason="needs pyarrow")
 from batch_library import FAILING, make_library, nat_single  # noqa: E402
 
 from neural_audio_tokenizer.integrations.ray import Tokenize, to_ndjson  # noqa: E402
-from neural_audio_tokenizer.runtime import batch  # noqa: E402
-from neural_audio_tokenizer.runtime.library import discover  # noqa: E402
+from neural_audio_tokenizer.cli.batch import main as batch  # noqa: E402
+from neural_audio_tokenizer.cli.batch.library import discover  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Ray's own, at import and init
 

@@ -12,8 +12,8 @@ import pytest
 import soundfile as sf
 from conftest import REPO, run_nat, tone
 
-from neural_audio_tokenizer.runtime.metrics import level_metrics, runs
-from neural_audio_tokenizer.runtime.spectrum import Analyzer
+from neural_audio_tokenizer.cli.report.metrics import level_metrics, runs
+from neural_audio_tokenizer.cli.report.spectrum import Analyzer
 
 FILES = ["_histograms.png", "_metrics.json", "_overview.png", "_report.md", "_tokens.json", "_tokens.ndjson", "_tokens.txt"]
 NAMES = ["S0", "S1", "S2", "S3", "A0", "A1", "A2", "A3"]
@@ -160,7 +160,7 @@ def test_without_matplotlib_a_one_line_hint(tiny_pack, clips, tmp_path):
         "        if name.split('.')[0] == 'matplotlib':\n"
         "            raise ImportError('No module named ' + repr(name))\n"
         "sys.meta_path.insert(0, Block())\n"
-        "from neural_audio_tokenizer.runtime.cli import main\n"
+        "from neural_audio_tokenizer.cli.main import main\n"
         f"sys.exit(main(['--pack', {str(tiny_pack)!r}, '--all-outputs', '--output-dir', {str(tmp_path / 'o')!r}, {str(clips / 'clip.wav')!r}]))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=REPO, timeout=120)
@@ -179,7 +179,7 @@ def test_spectrum_of_a_tone_peaks_at_its_frequency_and_time():
     a = analyzer.finish()
     assert a.rate == 22050 and a.duration_s == pytest.approx(3.0, abs=1e-3)
     assert a.mel_db.shape[1] == int(np.ceil(3.0 * 22050 / a.hop))
-    from neural_audio_tokenizer.runtime.spectrum import hz_to_mel
+    from neural_audio_tokenizer.cli.report.spectrum import hz_to_mel
 
     expected = hz_to_mel(1000) / hz_to_mel(11025) * 65 - 1
     loud = a.mel_db[:, : int(1.4 / a.frame_s)]

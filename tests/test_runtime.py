@@ -13,7 +13,8 @@ from conftest import REPO, run_nat, tone, wav_bytes
 
 from neural_audio_tokenizer import Tokenizer
 from neural_audio_tokenizer.runtime.audio import from_array
-from neural_audio_tokenizer.runtime.ndjson import dumps, stream_lines
+from neural_audio_tokenizer.runtime.ndjson import dumps
+from neural_audio_tokenizer.runtime.ndjson import lines as ndjson_lines
 from neural_audio_tokenizer.runtime.records import LineOptions, expand
 
 SCHEMA = json.loads((REPO / "neural_audio_tokenizer" / "schema" / "ndjson-v1.schema.json").read_text())
@@ -33,7 +34,7 @@ def tok(tiny_pack) -> Tokenizer:
 
 
 def ndjson(tok: Tokenizer, samples: np.ndarray, sr: int, options: LineOptions = LineOptions()) -> list[dict]:
-    return list(stream_lines(tok, from_array(samples, sr, "clip"), options))
+    return list(ndjson_lines(tok.stream(from_array(samples, sr, "clip")), options))
 
 
 MODES = [
@@ -66,7 +67,7 @@ def test_every_mode_validates_and_expands_to_the_dense_stream(tok, options):
         assert sum(len(line) for line in lines) < sum(len(line) for line in dense)
 
 
-def test_dense_frames_have_the_seed_shape_and_exact_times(tok):
+def test_dense_frames_have_the_original_shape_and_exact_times(tok):
     lines = ndjson(tok, tone(3.1, 44100), 44100)
     frames = lines[1:-1]
     assert len(frames) == 16  # ceil(3.1 s * 5 Hz)
@@ -244,7 +245,7 @@ def test_output_file_and_usage_errors(tiny_pack, clip_wav, tmp_path):
 def test_runtime_never_imports_torch(tiny_pack, clip_wav):
     code = (
         "import sys, io, contextlib\n"
-        "from neural_audio_tokenizer.runtime.cli import main\n"
+        "from neural_audio_tokenizer.cli.main import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         f"    main(['--pack', {str(tiny_pack)!r}, {str(clip_wav)!r}, '-o', '/dev/null'])\n"
         "import neural_audio_tokenizer.runtime.tokenizer, neural_audio_tokenizer.codebooks\n"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from neural_audio_tokenizer.runtime import session
-from neural_audio_tokenizer.runtime.errors import DeviceError
+from neural_audio_tokenizer.errors import DeviceError
 from neural_audio_tokenizer.runtime.session import SessionOptions, create_session, providers
 
 

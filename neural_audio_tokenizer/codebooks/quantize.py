@@ -34,12 +34,3 @@ def quantize(
         codes[:, level] = chosen
         residual -= book[chosen]
     return codes
-
-
-def dequantize(codes: np.ndarray, codebooks: np.ndarray) -> np.ndarray:
-    """Sum of the chosen codes over levels: the quantized feature, [frames, dim]."""
-    books = np.asarray(codebooks, dtype=np.float64)
-    out = np.zeros((codes.shape[0], books.shape[2]), dtype=np.float64)
-    for level in range(codes.shape[1]):
-        out += books[level][codes[:, level]]
-    return out

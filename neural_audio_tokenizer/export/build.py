@@ -23,13 +23,14 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .. import __version__
-from ..runtime.audio import open_path
-from ..runtime.errors import NatError
-from ..runtime.features import EncoderInput, FeaturePipeline, Route
+from ..errors import NatError
+from ..runtime.audio import AUDIO_EXTENSIONS, open_path, sha256_file
+from ..runtime.features import build_pipeline
 from ..runtime.pack import load_pack
 from .models import LoadedEncoder, ModelError, load_encoder
 from .onnx_export import OPSET, convert_fp16, export_onnx, layer_taps, onnx_opset, quantize_int8
@@ -37,7 +38,6 @@ from .presets import STREAM_OUTPUTS, Preset
 from .reference import TorchRunner
 from .verify import MAX_FEATURE_DIFF, MIN_AGREEMENT, Verification, verify_pack
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".w64", ".rf64", ".caf")
 INT8_MIN_AGREEMENT = 0.90
 HELD_OUT_FRACTION = 0.1
 BUILTIN_CLIPS = 120  # export/corpus.py defaults: 24 minutes, 7200 frames at 5 Hz
@@ -90,9 +90,9 @@ def expand_corpus(items: Sequence[str]) -> list[Path]:
     for item in items:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower().lstrip(".") in AUDIO_EXTENSIONS)
             if not found:
-                raise CorpusError(f"corpus folder {item!r} holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+                raise CorpusError(f"corpus folder {item!r} holds no audio files ({', '.join('.' + e for e in AUDIO_EXTENSIONS)})")
             files += found
         elif path.is_file():
             files.append(path)
@@ -161,9 +161,7 @@ def library_versions() -> dict[str, str]:
 
 
 def _file_info(path: Path, display: str) -> dict:
-    import hashlib
-
-    return {"name": display, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return {"name": display, "sha256": sha256_file(path)[1]}
 
 
 def _display_names(files: Sequence[Path]) -> dict[str, str]:
@@ -174,33 +172,64 @@ def _display_names(files: Sequence[Path]) -> dict[str, str]:
     return {os.fspath(f): os.path.relpath(f.resolve(), root) for f in files}
 
 
+@dataclass
+class Exported:
+    """Step 1's result: the preset's encoders loaded, cut to their taps and exported."""
+
+    plan: dict  # preset.encoders(): {encoder: {"model", "taps"}}
+    loaded: dict[str, LoadedEncoder]
+    modules: dict[str, Any]  # LayerTaps per encoder (the torch reference runs these)
+    model_bytes: dict[str, bytes]  # ONNX per encoder, in the build's precision
+    precision: dict[str, str]  # what the manifest says of each encoder's precision
+
+
 def build_pack(opts: BuildOptions, log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr)) -> BuildResult:
     """Build, verify and write a pack (see module docstring). Raises NatError subclasses."""
-    from ..codebooks.fit import apply_normalization, fit_normalization, fit_rvq
-    from .collect import collect_features, ort_runner
-    from .pack_writer import write_pack
-
-    preset = opts.preset
     out = Path(opts.out)
+    _check_options(opts, out)
+    exported = export_encoders(opts, log)
+    with tempfile.TemporaryDirectory(prefix=".nat-export-", dir=out.parent) as tmp:
+        tmpdir = Path(tmp)
+        files, corpus_meta = _corpus_files(opts, tmpdir, log)
+        train, held_out = split_corpus(files)
+        log(f"corpus: {len(files)} clips ({len(train)} for codebooks, {len(held_out)} held out for verification)")
+        features = collect_training_features(opts, exported, train, log)
+        streams, fit_report = fit_streams(opts, exported, features, log)
+        names = _display_names(files)
+        corpus_meta.update(
+            clips=[_file_info(f, names[os.fspath(f)]) for f in files],
+            training_clips=len(train),
+            held_out_clips=[names[os.fspath(f)] for f in held_out],
+            training_frames={s: int(np.asarray(features[s]).shape[0]) for s in ("S", "A")},
+        )
+        contents = _pack_contents(opts, exported, streams, corpus_meta, fit_report)
+        result = write_verified(opts, exported, contents, tmpdir, held_out, names, len(files) > 1, out, log)
+    sizes = {p.name: p.stat().st_size for p in sorted(out.iterdir())}
+    log(f"wrote {out} ({sum(sizes.values()) / 1e6:.1f} MB)")
+    return BuildResult(out, result, sizes)
+
+
+def _check_options(opts: BuildOptions, out: Path) -> None:
+    """Refuse what cannot work before any model is loaded."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not opts.force:
             raise CorpusError(f"output {str(out)!r} already exists; choose another --out or pass --force")
         if not (out / "manifest.json").is_file():
             raise CorpusError(f"output {str(out)!r} is not a pack folder; --force only replaces packs")
     out.parent.mkdir(parents=True, exist_ok=True)
-    threads = opts.threads or 2  # verification: torch and onnxruntime share the process
     if opts.int8 and opts.fp16:
         raise CorpusError("choose --int8 or --fp16, not both")
-    reduced = opts.precision != "fp32"
-    min_agreement = opts.min_agreement if opts.min_agreement is not None else (INT8_MIN_AGREEMENT if reduced else MIN_AGREEMENT)
 
+
+def export_encoders(opts: BuildOptions, log: Callable[[str], None]) -> Exported:
+    """Step 1: load the preset's encoders and export each to ONNX, only up to its deepest tap."""
+    preset = opts.preset
     plan = preset.encoders()
     loaded: dict[str, LoadedEncoder] = {}
     for name, entry in plan.items():
         log(f"loading {name}: {entry['model']}")
         loaded[name] = load_encoder(entry["model"])
     check_grid(preset, loaded)
-
     modules, model_bytes, precision = {}, {}, {}
     for name, entry in plan.items():
         enc = loaded[name]
@@ -215,125 +244,148 @@ def build_pack(opts: BuildOptions, log: Callable[[str], None] = lambda msg: prin
         elif opts.fp16:
             model_bytes[name] = convert_fp16(model_bytes[name])
             precision[name] = "fp16 (float32 input/output; normalization, softmax and reductions fp32)"
+    return Exported(plan, loaded, modules, model_bytes, precision)
 
-    with tempfile.TemporaryDirectory(prefix=".nat-export-", dir=out.parent) as tmp:
-        tmpdir = Path(tmp)
-        if opts.corpus:
-            files = expand_corpus(opts.corpus)
-            corpus_kind, corpus_extra = "files", {}
-        else:
-            from . import corpus as builtin_corpus
 
-            log(f"rendering the built-in corpus ({BUILTIN_CLIPS} clips of {BUILTIN_CLIP_S:g} s, FluidSynth)")
-            try:
-                files = [Path(p) for p in builtin_corpus.render_corpus(tmpdir / "corpus", BUILTIN_CLIPS, 0, BUILTIN_CLIP_S)]
-            except (builtin_corpus.CorpusError, ValueError, OSError) as exc:
-                raise CorpusError(f"built-in corpus: {exc} (or pass --corpus)") from None
-            corpus_kind = "builtin"
-            corpus_extra = builtin_corpus.describe_corpus(BUILTIN_CLIPS, 0, BUILTIN_CLIP_S)
-        train, held_out = split_corpus(files)
-        names = _display_names(files)
-        log(f"corpus: {len(files)} clips ({len(train)} for codebooks, {len(held_out)} held out for verification)")
+def _corpus_files(opts: BuildOptions, tmpdir: Path, log: Callable[[str], None]) -> tuple[list[Path], dict]:
+    """The corpus clips, and what the manifest says of where they came from."""
+    if opts.corpus:
+        return expand_corpus(opts.corpus), {"source": "files"}
+    from . import corpus as builtin_corpus
 
-        encoders_in = {n: EncoderInput(n, e.sample_rate, e.hop, e.window, e.input_normalization) for n, e in loaded.items()}
-        routes = {s: Route(preset.stream_encoder(s), STREAM_OUTPUTS[s], "mean") for s in ("S", "A")}
-        pipeline = FeaturePipeline(encoders_in, routes, preset.frame_rate, preset.window_s, preset.context_s)
-        # Collection has onnxruntime alone (torch idle): every core by default. Features,
-        # hence codebook bytes, are reproducible for the same machine and --threads.
-        run = ort_runner({n: (model_bytes[n], "waveform", list(m.names)) for n, m in modules.items()}, threads=opts.threads)
-        log("collecting features through onnxruntime")
+    log(f"rendering the built-in corpus ({BUILTIN_CLIPS} clips of {BUILTIN_CLIP_S:g} s, FluidSynth)")
+    try:
+        files = [Path(p) for p in builtin_corpus.render_corpus(tmpdir / "corpus", BUILTIN_CLIPS, 0, BUILTIN_CLIP_S)]
+    except (builtin_corpus.CorpusError, ValueError, OSError) as exc:
+        raise CorpusError(f"built-in corpus: {exc} (or pass --corpus)") from None
+    return files, {"source": "builtin", "builtin": builtin_corpus.describe_corpus(BUILTIN_CLIPS, 0, BUILTIN_CLIP_S)}
+
+
+def _routes(preset: Preset) -> dict[str, dict]:
+    return {s: {"encoder": preset.stream_encoder(s), "output": STREAM_OUTPUTS[s], "pooling": "mean"} for s in ("S", "A")}
+
+
+def collect_training_features(opts: BuildOptions, exported: Exported, train: Sequence[Path], log: Callable[[str], None]) -> dict[str, np.ndarray]:
+    """Step 2: the training clips' pooled features, through onnxruntime and the runtime's own
+    FeaturePipeline running the very ONNX graphs the pack will hold."""
+    from .collect import collect_features, ort_runner
+
+    preset = opts.preset
+    pipeline = build_pipeline(exported.loaded, _routes(preset), preset.frame_rate, preset.window_s, preset.context_s)
+    # onnxruntime alone here (torch idle): every core by default. Features, hence codebook
+    # bytes, are reproducible for the same machine and --threads.
+    run = ort_runner({n: (exported.model_bytes[n], "waveform", list(m.names)) for n, m in exported.modules.items()}, threads=opts.threads)
+    log("collecting features through onnxruntime")
+    try:
+        return collect_features(pipeline, run, (open_path(os.fspath(f)) for f in train))
+    except ValueError as exc:
+        raise CorpusError(str(exc)) from None
+
+
+def fit_streams(opts: BuildOptions, exported: Exported, features: dict[str, np.ndarray], log: Callable[[str], None]) -> tuple[dict, dict]:
+    """Step 3: per stream, normalization and residual VQ codebooks. (streams for write_pack, fit report)."""
+    from ..codebooks.fit import apply_normalization, fit_normalization, fit_rvq
+
+    preset = opts.preset
+    streams, report = {}, {}
+    for s, route in _routes(preset).items():
+        x = np.asarray(features[s])
+        log(f"fitting {s}: {x.shape[0]} frames x {x.shape[1]} dims, {preset.levels} levels x {preset.codebook_sizes[s]} codes")
         try:
-            feats = collect_features(pipeline, run, (open_path(os.fspath(f)) for f in train))
+            norm = fit_normalization(x)
+            books, report[s] = fit_rvq(apply_normalization(x, norm), preset.levels, preset.codebook_sizes[s], opts.seed, opts.iterations)
         except ValueError as exc:
-            raise CorpusError(str(exc)) from None
+            raise CorpusError(f"stream {s}: {exc}") from None
+        streams[s] = {**route, "normalization": norm, "projection": None, "codebooks": books}
+    return streams, report
 
-        streams, fit_report = {}, {}
-        for s in ("S", "A"):
-            x = np.asarray(feats[s])
-            log(f"fitting {s}: {x.shape[0]} frames x {x.shape[1]} dims, {preset.levels} levels x {preset.codebook_sizes[s]} codes")
-            try:
-                norm = fit_normalization(x)
-                books, report = fit_rvq(apply_normalization(x, norm), preset.levels, preset.codebook_sizes[s], opts.seed, opts.iterations)
-            except ValueError as exc:
-                raise CorpusError(f"stream {s}: {exc}") from None
-            streams[s] = {"encoder": routes[s].encoder, "output": routes[s].output, "pooling": "mean", "normalization": norm, "projection": None, "codebooks": books}
-            fit_report[s] = report
 
-        encoders_out = {
+def _pack_contents(opts: BuildOptions, exported: Exported, streams: dict, corpus_meta: dict, fit_report: dict) -> dict:
+    """write_pack's arguments: encoders, streams, description and provenance."""
+    preset, plan, loaded, modules = opts.preset, exported.plan, exported.loaded, exported.modules
+    encoders = {
+        n: {
+            "model_bytes": exported.model_bytes[n],
+            "input": "waveform",
+            "sample_rate": e.sample_rate,
+            "hop": e.hop,
+            "window": e.window,
+            "input_normalization": e.input_normalization,
+            "outputs": list(modules[n].names),
+        }
+        for n, e in loaded.items()
+    }
+    provenance = {
+        "exporter": {"tool": "nat-export", "version": __version__, "preset": preset.name},
+        "libraries": library_versions(),
+        "encoders": {
             n: {
-                "model_bytes": model_bytes[n],
-                "input": "waveform",
-                "sample_rate": e.sample_rate,
-                "hop": e.hop,
-                "window": e.window,
-                "input_normalization": e.input_normalization,
-                "outputs": list(modules[n].names),
+                "model": e.model_id,
+                "revision": e.revision,
+                "kind": e.kind,
+                "layers": {o: list(span) for o, span in plan[n]["taps"].items()},
+                "layers_run": modules[n].depth,
+                "num_layers": e.num_layers,
+                "hidden_size": e.hidden_size,
+                "weights_sha256": e.weights,
+                "onnx": {"exporter": "torch.onnx.export (TorchScript, dynamo=False)", "opset": onnx_opset(exported.model_bytes[n]), "requested_opset": OPSET, "precision": exported.precision[n]},
+                "notes": e.notes,
             }
             for n, e in loaded.items()
-        }
-        provenance = {
-            "exporter": {"tool": "nat-export", "version": __version__, "preset": preset.name},
-            "libraries": library_versions(),
-            "encoders": {
-                n: {
-                    "model": e.model_id,
-                    "revision": e.revision,
-                    "kind": e.kind,
-                    "layers": {o: list(span) for o, span in plan[n]["taps"].items()},
-                    "layers_run": modules[n].depth,
-                    "num_layers": e.num_layers,
-                    "hidden_size": e.hidden_size,
-                    "weights_sha256": e.weights,
-                    "onnx": {"exporter": "torch.onnx.export (TorchScript, dynamo=False)", "opset": onnx_opset(model_bytes[n]), "requested_opset": OPSET, "precision": precision[n]},
-                    "notes": e.notes,
-                }
-                for n, e in loaded.items()
-            },
-            "corpus": {
-                "source": corpus_kind,
-                "clips": [_file_info(f, names[os.fspath(f)]) for f in files],
-                "training_clips": len(train),
-                "held_out_clips": [names[os.fspath(f)] for f in held_out],
-                "training_frames": {s: int(np.asarray(feats[s]).shape[0]) for s in ("S", "A")},
-                **({"builtin": corpus_extra} if corpus_extra else {}),
-            },
-            "codebooks": {
-                "method": "residual k-means (k-means++ seeding, fixed Lloyd iterations)",
-                "seed": opts.seed,
-                "iterations": opts.iterations,
-                "levels": preset.levels,
-                "codes": dict(preset.codebook_sizes),
-                "report": fit_report,
-            },
-        }
-        common = dict(
-            name=opts.name or preset.name,
-            description=describe(plan, loaded, preset),
-            frame_rate=preset.frame_rate,
-            window_s=preset.window_s,
-            context_s=preset.context_s,
-            encoders=encoders_out,
-            streams=streams,
-            provenance=provenance,
-        )
-        staging = write_pack(tmpdir / "staging", **common)
-        log(f"verifying against torch on {len(held_out)} held-out clip(s)")
-        result = verify_pack(
-            load_pack(staging),
-            held_out,
-            TorchRunner(modules, threads),
-            threads=threads,
-            min_agreement=min_agreement,
-            max_feature_diff=None if reduced else MAX_FEATURE_DIFF,  # int8/fp16: measured, not gated
-            names=names,
-        )
-        result.extra["held_out"] = len(files) > 1
-        result.extra["precision"] = opts.precision
-        for line in result.lines():
-            log(line)
-        if not result.passed:
-            raise VerificationError(f"pack not written: {result.failure()}")
-        write_pack(out, **common, verification=result.record())  # atomic: replaces a --force'd pack whole
-    sizes = {p.name: p.stat().st_size for p in sorted(out.iterdir())}
-    log(f"wrote {out} ({sum(sizes.values()) / 1e6:.1f} MB)")
-    return BuildResult(out, result, sizes)
+        },
+        "corpus": _ordered_corpus(corpus_meta),
+        "codebooks": {
+            "method": "residual k-means (k-means++ seeding, fixed Lloyd iterations)",
+            "seed": opts.seed,
+            "iterations": opts.iterations,
+            "levels": preset.levels,
+            "codes": dict(preset.codebook_sizes),
+            "report": fit_report,
+        },
+    }
+    return dict(
+        name=opts.name or preset.name,
+        description=describe(plan, loaded, preset),
+        frame_rate=preset.frame_rate,
+        window_s=preset.window_s,
+        context_s=preset.context_s,
+        encoders=encoders,
+        streams=streams,
+        provenance=provenance,
+    )
+
+
+def _ordered_corpus(meta: dict) -> dict:
+    """The manifest's corpus entry, keys in their documented order."""
+    keys = ("source", "clips", "training_clips", "held_out_clips", "training_frames", "builtin")
+    return {k: meta[k] for k in keys if k in meta}
+
+
+def write_verified(opts: BuildOptions, exported: Exported, contents: dict, tmpdir: Path, held_out: Sequence[Path], names: dict[str, str], is_held_out: bool, out: Path, log: Callable[[str], None]) -> Verification:
+    """Step 4: write the pack to a staging folder, load it with the runtime's loader, verify it
+    against the torch reference on held-out clips; only if it passes, write it to ``out``
+    (atomically, replacing a --force'd pack whole) with the measurements in its manifest."""
+    from .pack_writer import write_pack
+
+    threads = opts.threads or 2  # torch and onnxruntime share the process while verifying
+    reduced = opts.precision != "fp32"
+    min_agreement = opts.min_agreement if opts.min_agreement is not None else (INT8_MIN_AGREEMENT if reduced else MIN_AGREEMENT)
+    staging = write_pack(tmpdir / "staging", **contents)
+    log(f"verifying against torch on {len(held_out)} held-out clip(s)")
+    result = verify_pack(
+        load_pack(staging),
+        held_out,
+        TorchRunner(exported.modules, threads),
+        threads=threads,
+        min_agreement=min_agreement,
+        max_feature_diff=None if reduced else MAX_FEATURE_DIFF,  # int8/fp16: measured, not gated
+        names=names,
+    )
+    result.extra["held_out"] = is_held_out
+    result.extra["precision"] = opts.precision
+    for line in result.lines():
+        log(line)
+    if not result.passed:
+        raise VerificationError(f"pack not written: {result.failure()}")
+    write_pack(out, **contents, verification=result.record())
+    return result

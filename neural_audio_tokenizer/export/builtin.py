@@ -50,7 +50,8 @@ from ..codebooks.quantize import quantize
 from ..runtime.audio import from_array, open_path
 from . import corpus as corpus_mod
 from . import dsp
-from .collect import collect_features, ort_runner, pipeline_for
+from ..runtime.features import build_pipeline
+from .collect import collect_features, ort_runner
 from .pack_writer import write_pack
 
 NAME = "builtin"
@@ -122,7 +123,7 @@ def build(out: Path, seed: int = 0, clips: int = CLIPS, clip_seconds: float = CL
     tools = corpus_mod.tool_provenance()
     encoder = dsp.build_dsp_encoder()
     encoders = {"dsp": encoder.spec()}
-    pipeline = pipeline_for(encoders, STREAMS, FRAME_RATE, WINDOW_S, CONTEXT_S)
+    pipeline = build_pipeline(encoders, STREAMS, FRAME_RATE, WINDOW_S, CONTEXT_S)
     run = ort_runner({"dsp": (encoder.model_bytes, encoder.input, encoder.outputs)}, threads=2)
     # The encoder looks back (span/2 - centre) samples; the chunk context must cover it.
     assert round(CONTEXT_S * encoder.sample_rate) >= encoder.window - encoder.hop

@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch  # noqa: F401
     except ImportError:
         return _fail("needs torch: pip install 'neural-audio-tokenizer[export]'", EXIT_USAGE)
-    from ..runtime.errors import NatError
+    from ..errors import NatError
     from .build import VerificationError
 
     try:

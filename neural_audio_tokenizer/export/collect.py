@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from ..runtime.audio import AudioSource
-from ..runtime.features import EncoderInput, EncoderRun, FeaturePipeline, Route
+from ..runtime.features import EncoderRun, FeaturePipeline
 from ..runtime.session import SessionOptions, create_session, run_session
 
 
@@ -42,14 +42,3 @@ def ort_runner(encoders: Mapping[str, tuple[bytes, str, Sequence[str]]], threads
         return run_session(session, inp, outs, waveform)
 
     return run
-
-
-def pipeline_for(encoders: Mapping[str, Mapping], streams: Mapping[str, Mapping], frame_rate: int, window_s: float, context_s: float) -> FeaturePipeline:
-    """A FeaturePipeline from the same ``encoders``/``streams`` dicts that
-    :func:`~neural_audio_tokenizer.export.pack_writer.write_pack` takes, for use before the pack exists."""
-    inputs = {
-        name: EncoderInput(name, int(e["sample_rate"]), int(e["hop"]), int(e["window"]), e.get("input_normalization", "none"))
-        for name, e in encoders.items()
-    }
-    routes = {name: Route(s["encoder"], s["output"], s.get("pooling", "mean")) for name, s in streams.items()}
-    return FeaturePipeline(inputs, routes, frame_rate, window_s, context_s)

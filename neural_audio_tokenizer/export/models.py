@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime.errors import EXIT_USAGE, NatError
+from ..errors import EXIT_USAGE, NatError
 
 CONFIG = "config.json"
 PREPROCESSOR = "preprocessor_config.json"

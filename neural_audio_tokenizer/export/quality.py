@@ -531,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="onnxruntime device for the pack's encoders (default cpu)")
     parser.add_argument("--require-goals", action="store_true", help="exit 1 when a goal of issue #7 is missed")
     args = parser.parse_args(argv)
-    from ..runtime.errors import NatError
+    from ..errors import NatError
 
     log = (lambda m: None) if args.json else (lambda m: print(f"nat-export eval: {m}", file=sys.stderr, flush=True))
     try:

@@ -1,9 +1,9 @@
 """The torch reference pipeline: what a pack's tokens *should* be, computed without ONNX.
 
-Everything except the encoder execution is the runtime's own code: the same
-FeaturePipeline (resampling, chunking, input normalization, pooling), the same
-normalization/projection/RVQ (``runtime.tokenizer.stream_codes``), the same Frame records
-and NDJSON writer. The encoders are the very LayerTaps modules that were exported, run by
+Everything except the encoder execution is the runtime's own code: a
+``runtime.tokenizer.RunnerTokenizer`` over the same FeaturePipeline (resampling, chunking,
+input normalization, pooling), the same normalization/projection/RVQ, the same token
+stream and NDJSON writer. The encoders are the very LayerTaps modules that were exported, run by
 torch in fp32 under ``inference_mode``. So a disagreement between reference and runtime
 can only come from ONNX export or onnxruntime execution, which is what verification is for.
 
@@ -15,18 +15,17 @@ folder instead of the hub id).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import IO, Any
 
 import numpy as np
 import torch
 
-from ..codebooks.quantize import code_norms
 from ..runtime.audio import AudioSource, open_path
-from ..runtime.features import EncoderInput, FeaturePipeline, Route
+from ..runtime.ndjson import write_ndjson
 from ..runtime.pack import Pack, load_pack
-from ..runtime.records import Frame, LineOptions, frame_time
-from ..runtime.tokenizer import stream_codes
+from ..runtime.records import Frame, LineOptions
+from ..runtime.tokenizer import RunnerTokenizer
 from .models import ModelError, load_encoder
 from .onnx_export import layer_taps
 
@@ -46,17 +45,6 @@ class TorchRunner:
         with torch.inference_mode():
             outs = module(x if x.ndim == 2 else x[None])
         return {name: (out if x.ndim == 2 else out[0]).numpy() for name, out in zip(module.names, outs)}
-
-
-def pipeline_for(pack: Pack) -> FeaturePipeline:
-    """The FeaturePipeline the runtime builds for ``pack`` (same arguments as Tokenizer)."""
-    return FeaturePipeline(
-        {n: EncoderInput(n, e.sample_rate, e.hop, e.window, e.input_normalization) for n, e in pack.encoders.items()},
-        {n: Route(s.encoder, s.output, s.pooling) for n, s in pack.streams.items()},
-        pack.frame_rate,
-        pack.window_s,
-        pack.context_s,
-    )
 
 
 def encoder_provenance(pack: Pack) -> dict[str, dict]:
@@ -87,26 +75,9 @@ def torch_modules(pack: Pack, models: Mapping[str, str] | None = None) -> dict[s
     return modules
 
 
-class ReferenceTokenizer:
-    """A Tokenizer look-alike whose encoders are torch modules: feeds the runtime's NDJSON
-    writer, so reference output is in exactly the runtime's format."""
-
-    def __init__(self, pack: Pack, runner: TorchRunner) -> None:
-        self.pack = pack
-        self.runner = runner
-        self.pipeline = pipeline_for(pack)
-        self._norms = {name: code_norms(s.codebooks) for name, s in pack.streams.items()}
-
-    @property
-    def frame_rate(self) -> int:
-        return self.pack.frame_rate
-
-    def frames(self, source: AudioSource) -> Iterator[Frame]:
-        for chunk in self.pipeline.iter_chunks(source, self.runner):
-            codes = {n: stream_codes(self.pack.streams[n], f, self._norms[n]) for n, f in chunk.streams.items()}
-            for i in range(chunk.n_frames):
-                index = chunk.first_frame + i
-                yield Frame(index, frame_time(index, self.frame_rate), tuple(int(c) for c in codes["S"][i]), tuple(int(c) for c in codes["A"][i]))
+class ReferenceTokenizer(RunnerTokenizer):
+    """A Tokenizer whose encoders are the torch modules of a TorchRunner: its streams are
+    exactly the runtime's, but for the encoder arithmetic."""
 
 
 def _pack(pack: str | os.PathLike | Pack) -> Pack:
@@ -137,8 +108,6 @@ def write_reference_ndjson(
     options: LineOptions = LineOptions(),
 ) -> None:
     """The reference tokens as NDJSON, through the runtime's own writer."""
-    from ..runtime.ndjson import write_ndjson
-
     pack = _pack(pack)
     runner = runner or TorchRunner(torch_modules(pack))
-    write_ndjson(ReferenceTokenizer(pack, runner), _source(source), out, options)
+    write_ndjson(ReferenceTokenizer(pack, runner).stream(_source(source)), out, options)

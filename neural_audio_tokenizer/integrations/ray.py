@@ -9,7 +9,8 @@
     tokens.write_parquet("s3://bucket/tokens/")
 
 ``Tokenize`` is a callable class, so Ray runs it in actors and each actor loads its
-Tokenizer once, in ``__init__``. Input rows carry ``path`` and optionally ``bytes`` (else the
+Tokenizer once, in ``__init__``. ``nat batch --engine ray`` finds :func:`run_batch` through
+the ``neural_audio_tokenizer.batch_engines`` entry point: nothing in NAT imports this module. Input rows carry ``path`` and optionally ``bytes`` (else the
 file is read from ``path`` on the worker, so it must be there) and ``name``.
 
 One row per file, tokens as one list column per token (not 2-D S/A arrays): flat
@@ -41,9 +42,9 @@ import json
 import os
 import sys
 
+from ..errors import InputError, NatError
 from ..runtime.audio import RAW_RATE, display_name, open_bytes, open_path
-from ..runtime.errors import InputError, NatError
-from ..runtime.ndjson import dumps, error_record, stream_lines
+from ..runtime.ndjson import dumps, error_record, header_line, stats_line
 from ..runtime.records import Frame, LineOptions, frame_lines, frame_time
 
 INSTALL = "pip install 'neural-audio-tokenizer[ray]'"
@@ -56,23 +57,6 @@ def _require(module: str):
         return importlib.import_module(module)
     except ImportError:
         raise NatError(f"the Ray engine needs {module.split('.')[0]}, which is not installed: {INSTALL}") from None
-
-
-class _Recording:
-    """A Tokenizer stand-in for stream_lines that keeps the dense frames it hands out, so
-    rows get the very header and stats lines ``nat`` writes, plus the tokens."""
-
-    def __init__(self, tokenizer) -> None:
-        self._tokenizer = tokenizer
-        self.captured: list[Frame] = []
-
-    def __getattr__(self, name):
-        return getattr(self._tokenizer, name)
-
-    def frames(self, source):
-        for frame in self._tokenizer.frames(source):
-            self.captured.append(frame)
-            yield frame
 
 
 class Tokenize:
@@ -107,20 +91,21 @@ class Tokenize:
         return display_name(path)
 
     def row(self, path: str, data: bytes | None, name: str) -> dict:
-        rec = _Recording(self.tokenizer)
+        """One input's row: its header and stats lines as ``nat`` writes them, and its tokens."""
         row: dict = {"path": path, "name": name, "frame_rate": self.tokenizer.frame_rate, "status": "ok"}
+        frames: list[Frame] = []
         try:
             source = open_bytes(bytes(data), name, self.raw_rate) if data is not None else open_path(path, self.raw_rate, name=name)
-            for line in stream_lines(rec, source, self.options):
-                if line.get("type") == "header":
-                    row["header"], row["sha256"] = dumps(line)[:-1], line["source"]["sha256"]
-                elif line.get("type") == "stats":
-                    row["stats"], row["duration_s"] = dumps(line)[:-1], line["duration_s"]
+            stream = self.tokenizer.stream(source)
+            row["header"], row["sha256"] = dumps(header_line(stream.header, self.options))[:-1], stream.header["source"]["sha256"]
+            for frame in stream.frames:  # kept one by one: the frames before a failure are written too, as nat does
+                frames.append(frame)
+            lines = sum(1 for _ in frame_lines(frames, stream.frame_rate, self.options))
+            row["stats"], row["duration_s"] = dumps(stats_line(stream.stats, lines))[:-1], stream.stats["duration_s"]
         except InputError as exc:
             row["status"], row["error"] = "error", str(exc)
         except Exception as exc:  # noqa: BLE001 - one bad file never fails the dataset
             row["status"], row["error"] = "error", f"{name}: internal error ({type(exc).__name__}: {exc})"
-        frames = rec.captured
         row["frames"] = len(frames)
         row["t"] = [f.t for f in frames]
         for key in self.tokens:  # "S0" -> frame.S[0]
@@ -163,8 +148,8 @@ def run_batch(entries, root: str, out, settings, workers: int, address: str | No
     empty ``OUT/parquet``."""
     import time
 
-    from ..runtime.batch import INDEX, summarize, write_index
-    from ..runtime.batch_job import Result
+    from ..cli.batch.job import Result
+    from ..cli.batch.main import INDEX, summarize, write_index
 
     ray = _require("ray")
     _require("ray.data")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..runtime.errors import PackError
+from ..errors import PackError
 
 BUILTIN = "builtin"
 BUILTIN_DIR = Path(__file__).resolve().parent

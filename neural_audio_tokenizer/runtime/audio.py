@@ -4,7 +4,7 @@ Decoding uses soundfile (libsndfile): one library reads WAV/RF64, FLAC, OGG/Vorb
 MP3, AIFF and more, streams block by block (memory stays flat however long the file), and
 ships as a self-contained wheel; no ffmpeg needed. Input that no decoder recognizes is
 read as raw PCM (signed 16-bit little-endian mono at ``raw_rate``, 16 kHz by default), as
-the seed promised for "arbitrary non-audio data"; the header says so. Input that *looks*
+the original script promised for "arbitrary non-audio data"; the header says so. Input that *looks*
 like a known format (by its magic bytes) but fails to decode is an error, not raw noise.
 
 Blocks have a fixed size in source samples for a given sample rate (:func:`block_size`), so
@@ -35,7 +35,7 @@ import numpy as np
 import soundfile as sf
 
 from . import callbacks, stderr_guard
-from .errors import InputError
+from ..errors import InputError
 
 BLOCK = 1 << 16  # most source samples per block
 RAW_RATE = 16000
@@ -46,6 +46,12 @@ MAX_CHANNELS = 256
 MAX_AMPLITUDE = 1000.0
 _HASH_BLOCK = 1 << 20
 
+# File extensions of what libsndfile decodes (nat batch's default --ext, nat-export's corpus). Others (m4a, aac, wma) are left out by default: NAT has no
+# decoder for them and would read their bytes as raw PCM noise.
+AUDIO_EXTENSIONS = (
+    "aif", "aifc", "aiff", "au", "bwf", "caf", "flac", "mp3", "oga", "ogg", "opus",
+    "rf64", "snd", "w64", "wav", "wave",
+)  # fmt: skip
 # Magic bytes of formats libsndfile reads; such input that fails to decode is reported as
 # corrupt rather than tokenized as raw PCM (and stdin.py splits piped input at them).
 AUDIO_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"FORM", b"fLaC", b"OggS", b"ID3", b"caff", b".snd", b"wvpk")
@@ -329,7 +335,8 @@ def _open_binary(path: str) -> BinaryIO:
     return open(path, "rb")  # noqa: SIM115
 
 
-def _hash_file(path: str, name: str) -> tuple[int, str]:
+def sha256_file(path: str | os.PathLike) -> tuple[int, str]:
+    """(size in bytes, sha256 hex digest) of a file, read in blocks. Raises OSError."""
     h = hashlib.sha256()
     size = 0
     with _open_binary(path) as f:
@@ -354,7 +361,7 @@ def open_path(path: str, raw_rate: int = RAW_RATE, name: str | None = None) -> A
             with _open_binary(path) as f:
                 data = f.read()
             return open_bytes(data, name, raw_rate)
-        size, digest = _hash_file(path, name)
+        size, digest = sha256_file(path)
         if size == 0:
             raise InputError(f"{name}: empty input (0 bytes)")
         handle = _open_binary(path)

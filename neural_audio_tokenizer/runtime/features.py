@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import soxr
@@ -27,7 +28,6 @@ EncoderRun = Callable[[str, np.ndarray], Mapping[str, np.ndarray]]
 class EncoderInput:
     """What the pipeline needs to know about an encoder (a subset of the pack's EncoderSpec)."""
 
-    name: str
     sample_rate: int
     hop: int
     window: int
@@ -41,6 +41,34 @@ class Route:
     encoder: str
     output: str
     pooling: str
+
+
+def _field(spec: Any, name: str, default: Any = None) -> Any:
+    """``spec.name`` or ``spec[name]``: specs come as pack dataclasses or as write_pack's dicts."""
+    if isinstance(spec, Mapping):
+        return spec.get(name, default)
+    return getattr(spec, name, default)
+
+
+def build_pipeline(encoders: Mapping[str, Any], streams: Mapping[str, Any], frame_rate: int, window_s: float, context_s: float) -> FeaturePipeline:
+    """The one way a FeaturePipeline is made.
+
+    ``encoders``: name -> spec with ``sample_rate``, ``hop``, ``window`` and
+    ``input_normalization`` (a pack's EncoderSpec, an export-side LoadedEncoder, or the
+    dict that export/pack_writer.write_pack takes); ``streams``: name -> spec with
+    ``encoder``, ``output`` and ``pooling`` (StreamSpec or dict; pooling defaults to mean).
+    """
+    inputs = {
+        name: EncoderInput(int(_field(e, "sample_rate")), int(_field(e, "hop")), int(_field(e, "window")), _field(e, "input_normalization", "none"))
+        for name, e in encoders.items()
+    }
+    routes = {name: Route(_field(s, "encoder"), _field(s, "output"), _field(s, "pooling", "mean")) for name, s in streams.items()}
+    return FeaturePipeline(inputs, routes, frame_rate, window_s, context_s)
+
+
+def pipeline_for(pack: Any) -> FeaturePipeline:
+    """The FeaturePipeline of a loaded pack (runtime/pack.Pack)."""
+    return build_pipeline(pack.encoders, pack.streams, pack.frame_rate, pack.window_s, pack.context_s)
 
 
 @dataclass(frozen=True)
@@ -100,44 +128,18 @@ class FeaturePipeline:
         and streams sooner). ``run`` must then accept 2-D input and return [batch, frames, dim].
 
         ``workers`` > 1 keeps that many encoder calls running at once, from a thread pool:
-        each (chunk, encoder) pair is one task, so two encoders of unequal cost, or the next
-        chunk, fill the cores while a long call runs (``run`` must be thread-safe;
-        onnxruntime's ``run`` is). Results are yielded in chunk order; each call sees
-        exactly the waveform it sees with ``workers`` = 1, so features are identical.
+        each (chunk group, encoder) pair is one task, so two encoders of unequal cost, or the
+        next chunk, fill the cores while a long call runs (``run`` must be thread-safe;
+        onnxruntime's ``run`` is). Results come in chunk order, and each call sees exactly
+        the waveform it sees with ``workers`` = 1, so features are identical.
         """
+        groups = self._ready(source, batch)
         if workers <= 1:
-            for chunks in self._ready(source, batch):
-                yield from self._encode(chunks, run)
-            return
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nat-encode")
-        in_flight: deque[tuple[list[dict[str, Segment]], dict[str, Future]]] = deque()
-
-        def oldest() -> Iterator[ChunkFeatures]:
-            chunks, futures = in_flight.popleft()
-            return self._pool(chunks, {name: f.result() for name, f in futures.items()})
-
-        ready = self._ready(source, batch)
-        try:
-            while True:
-                try:
-                    chunks = next(ready)
-                except StopIteration:
-                    break
-                except Exception:
-                    # The input failed midway: the chunks cut before still come out first,
-                    # exactly as with workers = 1, then the error.
-                    while in_flight:
-                        yield from oldest()
-                    raise
-                in_flight.append((chunks, {name: pool.submit(self._run_encoder, name, chunks, run) for name in self.encoders}))
-                # Yield what is finished; block only to keep ~2 groups per worker queued
-                # (enough to keep every worker busy, and memory bounded by a few chunks).
-                while in_flight and (len(in_flight) > 2 * workers or all(f.done() for f in in_flight[0][1].values())):
-                    yield from oldest()
-            while in_flight:
-                yield from oldest()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            encoded = ((chunks, {name: self._run_encoder(name, chunks, run) for name in self.encoders}) for chunks in groups)
+        else:
+            encoded = _in_order(groups, list(self.encoders), lambda name, chunks: self._run_encoder(name, chunks, run), workers)
+        for chunks, outputs in encoded:
+            yield from self._pool(chunks, outputs)
 
     def _ready(self, source: AudioSource, batch: int) -> Iterator[list[dict[str, Segment]]]:
         """Read, resample and chunk ``source``; yield groups of up to ``batch`` chunks whose
@@ -180,9 +182,6 @@ class FeaturePipeline:
                 return
             yield [pending.pop(j) for j in ready]
 
-    def _encode(self, chunks: list[dict[str, Segment]], run: EncoderRun) -> Iterator[ChunkFeatures]:
-        yield from self._pool(chunks, {name: self._run_encoder(name, chunks, run) for name in self.encoders})
-
     def _run_encoder(self, name: str, chunks: list[dict[str, Segment]], run: EncoderRun) -> list[Mapping[str, np.ndarray]]:
         """One encoder's outputs for each chunk of a group."""
         encoder = self.encoders[name]
@@ -209,3 +208,36 @@ class FeaturePipeline:
                     frames = frames[0]
                 streams[stream] = pool(frames, segments[route.encoder], self.grids[route.encoder].per_frame, route.pooling)
             yield ChunkFeatures(first.first_frame, first.n_frames, streams)
+
+
+def _in_order(groups: Iterator[list], encoders: list[str], call: Callable[[str, list], Any], workers: int) -> Iterator[tuple[list, dict]]:
+    """``(group, {encoder: call(encoder, group)})`` for each group in order, with up to
+    ``workers`` calls running at once on a thread pool.
+
+    At most ~2 groups per worker wait queued: enough to keep every worker busy, and memory
+    bounded by a few chunks. If ``groups`` fails (the input broke midway), the groups
+    already cut still come out first, exactly as without workers, then the error."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nat-encode")
+    in_flight: deque[tuple[list, dict[str, Future]]] = deque()
+
+    def oldest() -> tuple[list, dict]:
+        group, futures = in_flight.popleft()
+        return group, {name: f.result() for name, f in futures.items()}
+
+    try:
+        while True:
+            try:
+                group = next(groups)
+            except StopIteration:
+                break
+            except Exception:
+                while in_flight:
+                    yield oldest()
+                raise
+            in_flight.append((group, {name: pool.submit(call, name, group) for name in encoders}))
+            while in_flight and (len(in_flight) > 2 * workers or all(f.done() for f in in_flight[0][1].values())):
+                yield oldest()
+        while in_flight:
+            yield oldest()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

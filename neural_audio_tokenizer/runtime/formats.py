@@ -1,60 +1,42 @@
-"""Output formats for a token stream: NAT NDJSON, a compact text form, the seed's text forms
-and the seed's ``lam_audio_tokens`` v1.5 NDJSON.
+"""Output formats for a token stream: NAT NDJSON, a compact text form, the original script's
+text forms and its ``lam_audio_tokens`` v1.5 NDJSON.
 
-Every format renders the same thing, the line objects :func:`ndjson.stream_lines` yields
-(header, frame lines, stats), so a format is a pure function of the stream: same input
-bytes and pack give byte-identical output in every format. Formats are pull-based
-generators, so ``ndjson``, ``text`` and ``lam`` stream as chunks finish; the seed's three
-text forms lay tokens out level by level or as one long line, so they wait for the end.
+Every format renders the same thing, a :class:`~.stream.TokenStream` (header, dense frames,
+stats) under :class:`~.records.LineOptions`, so a format is a pure function of the stream:
+same input bytes and pack give byte-identical output in every format. Formats are
+pull-based generators, so ``ndjson``, ``text`` and ``lam`` stream as chunks finish; the
+original script's three text forms lay tokens out level by level or as one long line, so
+they wait for the end.
+
+A new format is one render function here and one REGISTRY entry (docs/architecture.md).
 
 - ``ndjson``: NAT NDJSON v1 (docs/ndjson.md), in the chosen encoding (dense/delta/RLE).
 - ``text``: one line per frame, ``0.2 S 23 92 45 101 A 48 192 129 9``, after a one-line
   ``#`` legend; ``--delta`` prints ``.`` for an unchanged token, ``--rle`` appends ``x3``
   to a line standing for 3 identical frames; ``# end ...`` closes each stream. About half
   the LLM tokens of dense NDJSON.
-- ``hierarchical`` / ``interleaved`` / ``structured``: the seed's text dumps, one line per
+- ``hierarchical`` / ``interleaved`` / ``structured``: the original script's text dumps, one line per
   input (``[SEMANTIC] S0_n ... [ACOUSTIC] A0_n ...``; ``S_n A_n ...``;
   ``[T0][SEM:S0:n,...][AC:A0:n,...] [T1]...``), always dense.
-- ``lam``: the seed's event NDJSON (header/frame/tokens/end events), so tools written for
+- ``lam``: the original script's event NDJSON (header/frame/tokens/end events), so tools written for
   the original script keep working; its end event holds no wall-clock figures.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Union
 
-from .records import LineOptions
+from .ndjson import dumps, lines
+from .records import Frame, LineOptions, Run, runs
+from .stream import TokenStream
 
 FORMATS = ("ndjson", "text", "hierarchical", "interleaved", "structured", "lam")
-SEED_TEXT = ("hierarchical", "interleaved", "structured")
+ORIGINAL_TEXT = ("hierarchical", "interleaved", "structured")
 
 # A rendered line: a dict is an NDJSON object (the sink serializes it), a str is text with its newline.
 Out = Union[str, dict]
-
-
-def level_names(header: dict) -> tuple[list[str], list[str]]:
-    """The S and A token names a header declares, in level order."""
-    streams = header.get("streams", {})
-    return list(streams.get("S", {}).get("tokens", [])), list(streams.get("A", {}).get("tokens", []))
-
-
-def split_stream(lines: Iterable[dict]) -> tuple[dict, Iterator[dict], Callable[[], dict | None]]:
-    """(header, frame lines, stats()) from one stream's line objects; ``stats()`` is valid
-    once the frame iterator is exhausted."""
-    it = iter(lines)
-    header = next(it)
-    box: list[dict] = []
-
-    def frames() -> Iterator[dict]:
-        for line in it:
-            if line.get("type") == "stats":
-                box.append(line)
-                return
-            yield line
-
-    return header, frames(), lambda: box[0] if box else None
 
 
 def fmt_time(t: float) -> str:
@@ -66,15 +48,16 @@ def fmt_time(t: float) -> str:
 # --- ndjson -------------------------------------------------------------------------------
 
 
-def render_ndjson(lines: Iterable[dict], options: LineOptions) -> Iterator[Out]:  # noqa: ARG001
-    yield from lines
+def render_ndjson(stream: TokenStream, options: LineOptions) -> Iterator[Out]:
+    yield from lines(stream, options)
 
 
 # --- text ---------------------------------------------------------------------------------
 
 
-def text_legend(header: dict, options: LineOptions) -> str:
-    s_names, a_names = level_names(header)
+def text_legend(stream: TokenStream, options: LineOptions) -> str:
+    """The ``#`` line that opens a stream in the text format."""
+    header = stream.header
     src = header.get("source", {})
     pack = header.get("pack", {}).get("name", "?")
     parts = [
@@ -82,7 +65,7 @@ def text_legend(header: dict, options: LineOptions) -> str:
         f"{fmt_time(round(float(src.get('duration_s', 0.0)), 3))} s",
         f"pack {pack}",
         f"{header.get('frame_rate')} frames/s",
-        "line: t S " + " ".join(s_names) + " A " + " ".join(a_names)
+        "line: t S " + " ".join(stream.s_names) + " A " + " ".join(stream.a_names)
         + " (t start s; S semantic: musical content; A acoustic: timbre; level 0 coarsest;"
         " equal numbers at a level = similar sound"
         + ("; . = unchanged" if options.delta else "")
@@ -95,51 +78,52 @@ def text_legend(header: dict, options: LineOptions) -> str:
     return " | ".join(parts) + "\n"
 
 
-def text_frame(line: dict, s_names: list[str], a_names: list[str]) -> str:
-    s = " ".join(str(line[k]) if k in line else "." for k in s_names)
-    a = " ".join(str(line[k]) if k in line else "." for k in a_names)
-    run = f" x{line['n']}" if "n" in line else ""
-    return f"{fmt_time(line['t'])} S {s} A {a}{run}\n"
+def text_frame(run: Run, previous: Frame | None, options: LineOptions) -> str:
+    """One line: ``0.2 S 23 92 45 101 A 48 192 129 9``; with delta ``.`` for an unchanged
+    token, with a run of several frames `` xN``."""
+    frame = run.frame
+    delta = options.delta and not run.keyframe and previous is not None
+
+    def codes(now: tuple[int, ...], before: tuple[int, ...] | None) -> str:
+        return " ".join("." if delta and before is not None and c == b else str(c) for c, b in zip(now, before or now))
+
+    s = codes(frame.S, previous.S if previous else None)
+    a = codes(frame.A, previous.A if previous else None)
+    more = f" x{run.n}" if run.n > 1 else ""
+    return f"{fmt_time(frame.t)} S {s} A {a}{more}\n"
 
 
-def render_text(lines: Iterable[dict], options: LineOptions) -> Iterator[Out]:
-    header, frames, stats = split_stream(lines)
-    s_names, a_names = level_names(header)
-    yield text_legend(header, options)
-    for line in frames:
-        yield text_frame(line, s_names, a_names)
-    end = stats()
+def render_text(stream: TokenStream, options: LineOptions) -> Iterator[Out]:
+    yield text_legend(stream, options)
+    previous: Frame | None = None
+    for run in runs(stream.frames, stream.frame_rate, options):
+        yield text_frame(run, previous, options)
+        previous = run.frame
+    end = stream.stats
     if end is not None:
-        yield f"# end {header.get('source', {}).get('name', 'input')}: {end['frames']} frames, {fmt_time(end['duration_s'])} s\n"
+        yield f"# end {stream.header.get('source', {}).get('name', 'input')}: {end['frames']} frames, {fmt_time(end['duration_s'])} s\n"
 
 
-# --- the seed's text dumps ----------------------------------------------------------------
+# --- the original script's text dumps -----------------------------------------------------
 
 
-def _dense_columns(lines: Iterable[dict]) -> tuple[dict, list[str], list[str], list[dict]]:
-    header, frames, _stats = split_stream(lines)
-    s_names, a_names = level_names(header)
-    rows = list(frames)  # reads through the stats line
-    return header, s_names, a_names, rows
-
-
-def render_hierarchical(lines: Iterable[dict], options: LineOptions) -> Iterator[Out]:  # noqa: ARG001
-    _h, s_names, a_names, rows = _dense_columns(lines)
+def render_hierarchical(stream: TokenStream, options: LineOptions) -> Iterator[Out]:  # noqa: ARG001
+    frames = list(stream.frames)
     words = ["[SEMANTIC]"]
-    for name in s_names:
-        words += [f"{name}_{row[name]}" for row in rows]
+    for i, name in enumerate(stream.s_names):
+        words += [f"{name}_{f.S[i]}" for f in frames]
     words.append("[ACOUSTIC]")
-    for name in a_names:
-        words += [f"{name}_{row[name]}" for row in rows]
+    for i, name in enumerate(stream.a_names):
+        words += [f"{name}_{f.A[i]}" for f in frames]
     yield " ".join(words) + "\n"
 
 
-def render_interleaved(lines: Iterable[dict], options: LineOptions) -> Iterator[Out]:  # noqa: ARG001
-    # The seed flattened each stream level by level, then alternated S and A: pair i is
-    # level i // frames of both streams at frame i % frames.
-    _h, s_names, a_names, rows = _dense_columns(lines)
-    s_flat = [row[name] for name in s_names for row in rows]
-    a_flat = [row[name] for name in a_names for row in rows]
+def render_interleaved(stream: TokenStream, options: LineOptions) -> Iterator[Out]:  # noqa: ARG001
+    # The original script flattened each stream level by level, then alternated S and A:
+    # pair i is level i // frames of both streams at frame i % frames.
+    frames = list(stream.frames)
+    s_flat = [f.S[i] for i in range(len(stream.s_names)) for f in frames]
+    a_flat = [f.A[i] for i in range(len(stream.a_names)) for f in frames]
     words = []
     for i in range(max(len(s_flat), len(a_flat))):
         if i < len(s_flat):
@@ -149,11 +133,11 @@ def render_interleaved(lines: Iterable[dict], options: LineOptions) -> Iterator[
     yield " ".join(words) + "\n"
 
 
-def render_structured(lines: Iterable[dict], options: LineOptions) -> Iterator[Out]:  # noqa: ARG001
-    _h, s_names, a_names, rows = _dense_columns(lines)
+def render_structured(stream: TokenStream, options: LineOptions) -> Iterator[Out]:  # noqa: ARG001
+    s_names, a_names = stream.s_names, stream.a_names
     segments = [
-        f"[T{i}][SEM:" + ",".join(f"{n}:{row[n]}" for n in s_names) + "][AC:" + ",".join(f"{n}:{row[n]}" for n in a_names) + "]"
-        for i, row in enumerate(rows)
+        f"[T{k}][SEM:" + ",".join(f"{n}:{f.S[i]}" for i, n in enumerate(s_names)) + "][AC:" + ",".join(f"{n}:{f.A[i]}" for i, n in enumerate(a_names)) + "]"
+        for k, f in enumerate(stream.frames)
     ]
     yield " ".join(segments) + "\n"
 
@@ -166,8 +150,10 @@ LAM_LEGEND = (
 )
 
 
-def lam_header(header: dict, rle: bool) -> dict:
-    s_names, a_names = level_names(header)
+def lam_header(stream: TokenStream, rle: bool) -> dict:
+    """The original script's header event for ``stream``."""
+    header = stream.header
+    s_names, a_names = stream.s_names, stream.a_names
     src = header.get("source", {})
     pack = header.get("pack", {})
     fr = header["frame_rate"]
@@ -203,44 +189,32 @@ def lam_header(header: dict, rle: bool) -> dict:
     }
 
 
-def render_lam(lines: Iterable[dict], options: LineOptions) -> Iterator[Out]:
-    """Dense frame lines (with ``kf``) -> lam events. With ``--rle`` the semantic layers are
-    run-length coded as the seed did (a ``tokens`` event only when some layer changes,
-    carrying the changed S levels and all A levels as ``A_dense``; keyframes are dense
-    ``frame`` events); each event's ``dur`` covers every frame until the next event."""
-    header, frames, stats = split_stream(lines)
-    s_names, a_names = level_names(header)
-    fr = header["frame_rate"]
-    frame_ms = 1000 / fr
+def render_lam(stream: TokenStream, options: LineOptions) -> Iterator[Out]:
+    """Frames -> lam events. With ``--rle`` the semantic layers are run-length coded as the
+    original script did (a ``tokens`` event only when some layer changes, carrying the
+    changed S levels and all A levels as ``A_dense``; keyframes are dense ``frame``
+    events); each event's ``dur`` covers every frame until the next event."""
+    s_names = stream.s_names
+    frame_ms = 1000 / stream.frame_rate
     rle = options.rle
-    yield lam_header(header, rle)
-    pending: tuple[dict, int] | None = None  # (event, frames it covers so far)
-    previous: dict | None = None
+    yield lam_header(stream, rle)
+    previous: Frame | None = None
     count = 0
-    for line in frames:
-        fi = round(line["t"] * fr)
-        count += 1
-        tokens = {k: line[k] for k in s_names + a_names}
-        keyframe = bool(line.get("kf"))
-        if rle and pending is not None and not keyframe and tokens == previous:
-            pending = (pending[0], pending[1] + 1)
-            continue
-        if pending is not None:
-            yield _lam_close(*pending, frame_ms)
-        base = {"fi": fi, "ts": round(fi * frame_ms, 3), "dur": 0.0}
-        if not rle or keyframe or previous is None:
-            event = {"event": "frame", **base, "S": [line[k] for k in s_names], "A": [line[k] for k in a_names]}
+    for run in runs(stream.frames, stream.frame_rate, LineOptions(options.keyframe_interval_s, rle=rle)):
+        frame = run.frame
+        count += run.n
+        base = {"fi": frame.index, "ts": round(frame.index * frame_ms, 3), "dur": round(run.n * frame_ms, 3)}
+        if not rle or run.keyframe or previous is None:
+            event = {"event": "frame", **base, "S": list(frame.S), "A": list(frame.A)}
             if rle:
                 event["is_keyframe"] = True
         else:
             event = {"event": "tokens", **base}
-            event.update({k: tokens[k] for k in s_names if tokens[k] != previous[k]})
-            event["A_dense"] = [line[k] for k in a_names]
-        pending = (event, 1)
-        previous = tokens
-    if pending is not None:
-        yield _lam_close(*pending, frame_ms)
-    end = stats()
+            event.update({name: c for name, c, before in zip(s_names, frame.S, previous.S) if c != before})
+            event["A_dense"] = list(frame.A)
+        previous = frame
+        yield event
+    end = stream.stats
     event = {"event": "end", "frames": count}
     if end is not None:
         event["stats"] = {
@@ -252,11 +226,6 @@ def render_lam(lines: Iterable[dict], options: LineOptions) -> Iterator[Out]:
     yield event
 
 
-def _lam_close(event: dict, frames: int, frame_ms: float) -> dict:
-    event["dur"] = round(frames * frame_ms, 3)
-    return event
-
-
 # --- registry -----------------------------------------------------------------------------
 
 
@@ -266,14 +235,10 @@ class OutputFormat:
 
     name: str
     suffix: str
-    render: Callable[[Iterable[dict], LineOptions], Iterator[Out]]
-    encodes_itself: bool  # True: wants dense frame lines (with kf) and applies options itself
-
-    def stream_options(self, options: LineOptions) -> LineOptions:
-        """The LineOptions ``stream_lines`` should produce for this format."""
-        return LineOptions(options.keyframe_interval_s) if self.encodes_itself else options
+    render: Callable[[TokenStream, LineOptions], Iterator[Out]]
 
     def error(self, record: dict) -> Out:
+        """The format's form of an error record (ndjson.error_record)."""
         if self.name == "ndjson":
             return record
         if self.name == "lam":
@@ -282,28 +247,25 @@ class OutputFormat:
 
 
 REGISTRY = {
-    "ndjson": OutputFormat("ndjson", ".ndjson", render_ndjson, False),
-    "text": OutputFormat("text", ".txt", render_text, False),
-    "hierarchical": OutputFormat("hierarchical", ".txt", render_hierarchical, True),
-    "interleaved": OutputFormat("interleaved", ".txt", render_interleaved, True),
-    "structured": OutputFormat("structured", ".txt", render_structured, True),
-    "lam": OutputFormat("lam", ".ndjson", render_lam, True),
+    "ndjson": OutputFormat("ndjson", ".ndjson", render_ndjson),
+    "text": OutputFormat("text", ".txt", render_text),
+    "hierarchical": OutputFormat("hierarchical", ".txt", render_hierarchical),
+    "interleaved": OutputFormat("interleaved", ".txt", render_interleaved),
+    "structured": OutputFormat("structured", ".txt", render_structured),
+    "lam": OutputFormat("lam", ".ndjson", render_lam),
 }
 
 
 def get(name: str) -> OutputFormat:
+    """The format called ``name`` (one of FORMATS)."""
     return REGISTRY[name]
 
 
 def to_text(out: Out) -> str:
     """A rendered line as the exact text written (NDJSON lines serialized canonically)."""
-    if isinstance(out, str):
-        return out
-    from .ndjson import dumps
-
-    return dumps(out)
+    return out if isinstance(out, str) else dumps(out)
 
 
-def render_text_of(fmt: OutputFormat, lines: Iterable[dict], options: LineOptions) -> str:
+def render_text_of(fmt: OutputFormat, stream: TokenStream, options: LineOptions) -> str:
     """The whole output of one stream as text (budget estimates, files of --all-outputs)."""
-    return "".join(to_text(o) for o in fmt.render(lines, options))
+    return "".join(to_text(o) for o in fmt.render(stream, options))

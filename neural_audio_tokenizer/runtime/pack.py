@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import PackError
+from ..errors import PackError
 from .onnx_check import FLOAT, ModelInfo, OnnxCheckError, inspect_model
 
 FORMAT = "nat-pack"
@@ -93,12 +93,6 @@ class Pack:
     context_s: float  # audio added on each side of a chunk's core
     encoders: dict[str, EncoderSpec]
     streams: dict[str, StreamSpec]
-
-    def frame_samples(self, encoder: EncoderSpec) -> int:
-        return encoder.sample_rate // self.frame_rate
-
-    def frames_per_pack_frame(self, encoder: EncoderSpec) -> int:
-        return self.frame_samples(encoder) // encoder.hop
 
 
 def sha256_bytes(data: bytes) -> str:

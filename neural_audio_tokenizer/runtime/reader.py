@@ -2,9 +2,11 @@
 script's ``lam_audio_tokens`` v1.5 NDJSON, so old files can still be compared and read.
 
 A file may hold several streams (several inputs, one after another). Each becomes a
-:class:`TokenStream` of dense frames keyed by frame index, with what identifies it: pack
-(``manifest_sha256``; for the seed's files, which have none, its ``codebook_id``), frame
-rate and the source's sha256. Problems raise :class:`ReadError` with the line number.
+:class:`~.stream.TokenStream` of dense frames in time order, like the ones a Tokenizer
+makes. A lam stream gets a NAT-shaped header (``"format": "lam_audio_tokens"``) carrying
+what identifies it: its pack (``manifest_sha256`` where it names one, else the original
+script's ``codebook_id``), frame rate, token names and the source's sha256. Problems
+raise :class:`ReadError` with the line number.
 """
 
 from __future__ import annotations
@@ -12,43 +14,31 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 
-from .errors import NatError
-from .records import Frame, expand
+from ..errors import NatError
+from .records import Frame, expand, frame_time
+from .stream import TokenStream
 
 
 class ReadError(NatError):
     """A token file that cannot be read or parsed (exit 2)."""
 
 
-@dataclass
-class TokenStream:
-    """One stream, dense: ``frames[index]`` is the tuple of codes in ``levels`` order."""
+LAM = "lam_audio_tokens"
 
-    kind: str  # "nat" | "lam"
-    name: str
-    frame_rate: float
-    levels: list[str]
-    pack: str | None  # manifest_sha256, or the seed's codebook_id
-    pack_label: str  # what ``pack`` is: "manifest_sha256" or "codebook_id"
-    source_sha256: str | None
-    frames: dict[int, tuple[int, ...]] = field(default_factory=dict)
-    header: dict = field(default_factory=dict)
-    stats: dict | None = None
-    error: str | None = None  # an error record in place of (or ending) the stream
 
-    def time(self, index: int) -> float:
-        return round(index / self.frame_rate, 3)
+def pack_identity(stream: TokenStream) -> tuple[str, str | None]:
+    """(what it is, value) naming the pack a stream was made with: its manifest_sha256, or
+    for the original script's files, which have none, its codebook_id."""
+    pack = stream.header.get("pack") or {}
+    if pack.get("manifest_sha256") or not pack.get("codebook_id"):
+        return "manifest_sha256", pack.get("manifest_sha256")
+    return "codebook_id", pack.get("codebook_id")
 
-    def frame_objects(self) -> list[Frame]:
-        """Frames as records.Frame (S levels, then A levels), in time order."""
-        s_idx = [i for i, n in enumerate(self.levels) if n.startswith("S")]
-        a_idx = [i for i, n in enumerate(self.levels) if n.startswith("A")]
-        return [
-            Frame(k, self.time(k), tuple(codes[i] for i in s_idx), tuple(codes[i] for i in a_idx))
-            for k, codes in sorted(self.frames.items())
-        ]
+
+def _dense(frames: dict[int, tuple[int, ...]], frame_rate: float, n_s: int) -> list[Frame]:
+    """Frames by index (a later line wins) -> Frame records in time order."""
+    return [Frame(k, frame_time(k, frame_rate), codes[:n_s], codes[n_s:]) for k, codes in sorted(frames.items())]
 
 
 def parse_lines(lines: Iterable[str], label: str) -> Iterator[tuple[int, dict]]:
@@ -117,7 +107,7 @@ def read_streams(lines: Iterable[str], label: str) -> list[TokenStream]:
             current = None
         elif event in ("frame", "tokens"):
             current.lines.append((where, obj))
-        # other lam events (the seed never wrote any) are skipped
+        # other lam events (the original script never wrote any) are skipped
     if current is not None:
         streams.append(current.finish())  # a stream cut short: compare what is there
     if not streams:
@@ -126,7 +116,8 @@ def read_streams(lines: Iterable[str], label: str) -> list[TokenStream]:
 
 
 def _error_stream(kind: str, obj: dict) -> TokenStream:
-    return TokenStream(kind, str(obj.get("source", "?")), 0.0, [], None, "manifest_sha256", None, error=str(obj.get("message", "error")))
+    header = {"type": "header", "format": LAM if kind == "lam" else "nat-tokens", "source": {"name": str(obj.get("source", "?"))}, "frame_rate": 0.0}
+    return TokenStream.complete(header, [], None, error=str(obj.get("message", "error")))
 
 
 class _Builder:
@@ -139,43 +130,32 @@ class _Builder:
         self.error: str | None = None
 
     def finish(self) -> TokenStream:
-        stream = self._nat() if self.kind == "nat" else self._lam()
-        stream.error = self.error
-        return stream
+        header, frames, n_s = self._nat() if self.kind == "nat" else self._lam()
+        stats = self.end if self.kind == "nat" else None
+        return TokenStream.complete(header, _dense(frames, header["frame_rate"], n_s), stats, self.error)
 
-    def _nat(self) -> TokenStream:
+    def _nat(self) -> tuple[dict, dict[int, tuple[int, ...]], int]:
         h = self.header
         try:
             frame_rate = h["frame_rate"]
-            levels = list(h["streams"]["S"]["tokens"]) + list(h["streams"]["A"]["tokens"])
+            s_names, a_names = list(h["streams"]["S"]["tokens"]), list(h["streams"]["A"]["tokens"])
         except (KeyError, TypeError):
             raise ReadError(f"{self.where}: header lacks frame_rate or streams") from None
         if not isinstance(frame_rate, (int, float)) or frame_rate <= 0:
             raise ReadError(f"{self.where}: bad frame_rate {frame_rate!r}")
-        stream = TokenStream(
-            "nat",
-            str(h.get("source", {}).get("name", "?")),
-            float(frame_rate),
-            levels,
-            h.get("pack", {}).get("manifest_sha256"),
-            "manifest_sha256",
-            h.get("source", {}).get("sha256"),
-            header=h,
-            stats=self.end,
-        )
-        lines = [obj for _, obj in self.lines]
+        levels = s_names + a_names
+        frames: dict[int, tuple[int, ...]] = {}
         try:
-            for frame in expand(lines, frame_rate):
-                index = round(frame["t"] * frame_rate)
-                stream.frames[index] = tuple(frame[k] for k in levels)
+            for frame in expand([obj for _, obj in self.lines], frame_rate):
+                frames[round(frame["t"] * frame_rate)] = tuple(frame[k] for k in levels)
         except KeyError as exc:
             what = "t" if exc.args[0] == "t" else f"token {exc.args[0]} (a delta stream must start with a keyframe)"
             raise ReadError(f"{self.where}: a frame line of this stream lacks {what}") from None
         except (TypeError, ValueError):
             raise ReadError(f"{self.where}: a frame line has a bad t, n or token") from None
-        return stream
+        return h, frames, len(s_names)
 
-    def _lam(self) -> TokenStream:
+    def _lam(self) -> tuple[dict, dict[int, tuple[int, ...]], int]:
         h = self.header
         fps = h.get("frames_per_second")
         layers = h.get("layers")
@@ -185,18 +165,18 @@ class _Builder:
         a_layers = [lay for lay in layers if str(lay.get("name", "")).startswith("A")]
         levels = [lay["name"] for lay in s_layers] + [lay["name"] for lay in a_layers]
         meta = h.get("metadata") if isinstance(h.get("metadata"), dict) else {}
-        manifest = meta.get("pack_manifest_sha256")
-        stream = TokenStream(
-            "lam",
-            str(meta.get("file_path") or "?"),
-            float(fps),
-            levels,
-            manifest or h.get("codebook_id"),
-            "manifest_sha256" if manifest else "codebook_id",
-            h.get("audio_sha256"),
-            header=h,
-            stats=self.end,
-        )
+        header = {
+            "type": "header",
+            "format": LAM,
+            "source": {"name": str(meta.get("file_path") or "?"), "sha256": h.get("audio_sha256")},
+            "pack": {"name": meta.get("pack"), "manifest_sha256": meta.get("pack_manifest_sha256"), "codebook_id": h.get("codebook_id")},
+            "frame_rate": float(fps),
+            "streams": {
+                key: {"levels": len(group), "codebook_size": group[0].get("vocab") if group else None, "tokens": [lay["name"] for lay in group]}
+                for key, group in (("S", s_layers), ("A", a_layers))
+            },
+        }
+        frames: dict[int, tuple[int, ...]] = {}
         frame_ms = 1000.0 / fps
         dense_s = [lay["name"] for lay in s_layers if lay.get("encoding") != "rle"]
         dense_a = [lay["name"] for lay in a_layers if lay.get("encoding") != "rle"]
@@ -228,5 +208,5 @@ class _Builder:
                 stop = fi + max(1, math.floor(dur / frame_ms + 0.5))
             codes = tuple(tokens[n] for n in levels)
             for index in range(fi, stop):
-                stream.frames[index] = codes
-        return stream
+                frames[index] = codes
+        return header, frames, len(s_layers)

@@ -1,6 +1,6 @@
 """Frames and the line encodings an NDJSON stream carries them in: dense, delta, run-length.
 
-A frame line is exactly the seed's shape, ``{"t":1.2,"kf":true,"S0":23,...,"A3":9}``:
+A frame line has exactly the original script's shape, ``{"t":1.2,"kf":true,"S0":23,...,"A3":9}``:
 ``t`` is the frame's start in seconds (frame k at k / frame_rate, rounded to the ms) and
 ``kf`` appears only on keyframes. The compact encodings keep that shape:
 
@@ -58,16 +58,24 @@ def frame_time(index: int, frame_rate: int) -> float:
     return round(index / frame_rate, 3)
 
 
-def frame_lines(frames: Iterable[Frame], frame_rate: int, options: LineOptions) -> Iterator[dict]:
-    """Encode frames as line objects (not yet JSON) under ``options``.
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Consecutive identical frames that one line (or one event) stands for."""
 
-    Lines are yielded as soon as they are final: at once without ``rle``; with ``rle`` when
-    the run ends. If the frame source fails mid-stream, the pending run is still yielded
-    before the error propagates, so every frame computed is written.
-    """
+    frame: Frame  # the first of them
+    keyframe: bool
+    n: int = 1
+
+
+def runs(frames: Iterable[Frame], frame_rate: int, options: LineOptions) -> Iterator[Run]:
+    """Frames grouped as lines: with ``rle``, consecutive identical frames form one run that
+    never swallows a keyframe; without, each frame is its own run.
+
+    A run is yielded as soon as it is final. If the frame source fails mid-stream, the
+    pending run is still yielded before the error propagates, so every frame computed is
+    written."""
     every = options.keyframe_every(frame_rate)
-    previous: dict[str, int] | None = None
-    pending: tuple[dict, dict[str, int], int] | None = None  # (line, its frame's tokens, run length)
+    pending: Run | None = None
     iterator = iter(frames)
     while True:
         try:
@@ -76,39 +84,39 @@ def frame_lines(frames: Iterable[Frame], frame_rate: int, options: LineOptions) 
             break
         except Exception:
             if pending is not None:
-                yield _finish(*pending)
+                yield pending
             raise
-        tokens = frame.tokens()
         keyframe = frame.index == 0 or (every > 0 and frame.index % every == 0)
-        if pending is not None and not keyframe and tokens == pending[1]:
-            pending = (pending[0], pending[1], pending[2] + 1)
+        if pending is not None and not keyframe and (frame.S, frame.A) == (pending.frame.S, pending.frame.A):
+            pending = Run(pending.frame, pending.keyframe, pending.n + 1)
             continue
         if pending is not None:
-            yield _finish(*pending)
+            yield pending
+        pending = Run(frame, keyframe)
+        if not options.rle:
+            yield pending
             pending = None
-        line: dict = {"t": frame.t}
-        if keyframe:
+    if pending is not None:
+        yield pending
+
+
+def frame_lines(frames: Iterable[Frame], frame_rate: int, options: LineOptions) -> Iterator[dict]:
+    """Frames as NDJSON line objects (not yet JSON) under ``options``, each yielded as soon
+    as it is final (with ``rle``: when its run ends)."""
+    previous: dict[str, int] | None = None
+    for run in runs(frames, frame_rate, options):
+        tokens = run.frame.tokens()
+        line: dict = {"t": run.frame.t}
+        if run.keyframe:
             line["kf"] = True
-        if options.delta and not keyframe and previous is not None:
+        if run.n > 1:
+            line["n"] = run.n
+        if options.delta and not run.keyframe and previous is not None:
             line.update({k: v for k, v in tokens.items() if previous[k] != v})
         else:
             line.update(tokens)
         previous = tokens
-        if options.rle:
-            pending = (line, tokens, 1)
-        else:
-            yield line
-    if pending is not None:
-        yield _finish(*pending)
-
-
-def _finish(line: dict, _tokens: dict[str, int], run: int) -> dict:
-    if run == 1:
-        return line
-    head = {k: line[k] for k in ("t", "kf") if k in line}
-    head["n"] = run
-    head.update({k: v for k, v in line.items() if k not in head})
-    return head
+        yield line
 
 
 def expand(lines: Iterable[dict], frame_rate: int) -> Iterator[dict[str, int | float]]:

@@ -25,7 +25,7 @@ import os
 import numpy as np
 import onnxruntime as ort
 
-from .errors import DeviceError, PackError
+from ..errors import DeviceError, PackError
 
 DEVICES = ("cpu", "cuda", "auto")
 

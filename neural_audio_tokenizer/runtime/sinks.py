@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import OutputError
+from ..errors import OutputError
 from .ndjson import dumps
 
 
@@ -49,8 +49,11 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
-class _AtomicFile:
-    """A file that appears under ``path`` only when ``commit`` is called."""
+class AtomicFile:
+    """A file that appears under ``path`` only when ``commit`` is called; ``discard`` drops it.
+
+    Written under a temporary name in the same folder, then renamed: a reader never sees
+    a half file, and an interrupted writer leaves none behind."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -87,6 +90,13 @@ class _AtomicFile:
             except OSError:
                 pass
             self.tmp.unlink(missing_ok=True)
+
+
+def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole: the file appears complete or not at all."""
+    out = AtomicFile(Path(path))
+    out.write(data)
+    out.commit()
 
 
 class Sink:
@@ -178,7 +188,7 @@ class FileSink(Sink):
         target = Path(path)
         if target.is_dir():
             raise OutputError(f"-o {path}: is a directory (use --output-dir)")
-        self.file = _DirectFile(target) if _is_special(target) else _AtomicFile(target)
+        self.file = _DirectFile(target) if _is_special(target) else AtomicFile(target)
 
     def line(self, obj: dict) -> None:
         self.file.write(_bytes(obj))
@@ -203,7 +213,7 @@ class DirectorySink(Sink):
             raise OutputError(f"--output-dir {folder}: not writable")
         self.suffix = suffix
         self.used: set[str] = set()
-        self.current: _AtomicFile | None = None
+        self.current: AtomicFile | None = None
         self.written: list[Path] = []
 
     def output_name(self, name: str) -> str:
@@ -218,7 +228,7 @@ class DirectorySink(Sink):
         return candidate + self.suffix
 
     def begin(self, name: str) -> None:
-        self.current = _AtomicFile(self.folder / self.output_name(name))
+        self.current = AtomicFile(self.folder / self.output_name(name))
 
     def line(self, obj: dict) -> None:
         assert self.current is not None

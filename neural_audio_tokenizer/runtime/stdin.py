@@ -1,6 +1,6 @@
 """Split piped stdin into inputs at the ASCII file separator (FS, 0x1C), without breaking audio.
 
-The seed split blindly on 0x1C and so cut any audio whose bytes contain it: a 16-bit WAV, a
+The original script split blindly on 0x1C and so cut any audio whose bytes contain it: a 16-bit WAV, a
 FLAC or an MP3 holds an FS byte every few hundred bytes (``cat song.flac | nat`` became
 hundreds of garbage inputs). A part therefore ends where its own format says it ends:
 
@@ -12,7 +12,7 @@ hundreds of garbage inputs). A part therefore ends where its own format says it 
   MPEG frame headers), else at the end of the data. Decoders ignore the bytes after their
   stream ends, so a trailing FS stays inside such a part (dropping a final byte that happens
   to be 0x1C would break the file);
-- a part that does not start like audio (raw PCM, text): at the next FS, as the seed did.
+- a part that does not start like audio (raw PCM, text): at the next FS, as the original script did.
 
 One trailing FS after a part that ends at an FS boundary is a terminator, not an empty part,
 unless a container header declares it as its own last byte (a WAV whose final sample byte

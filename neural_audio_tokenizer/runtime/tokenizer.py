@@ -1,8 +1,9 @@
-"""The public API: load a pack once, then turn any number of inputs into frames.
+"""The public API: load a pack once, then turn any number of inputs into token streams.
 
     from neural_audio_tokenizer import Tokenizer
     tok = Tokenizer.load()                      # the built-in pack, CPU
-    for frame in tok.encode("song.flac"):
+    stream = tok.stream("song.flac")            # header, frames as chunks finish, stats
+    for frame in stream.frames:
         print(frame.t, frame.S, frame.A)
 
 A Tokenizer holds immutable arrays and onnxruntime sessions (whose ``run`` is thread-safe),
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Union
 
@@ -22,17 +23,20 @@ import numpy as np
 from ..codebooks.quantize import code_norms, quantize
 from ..packs import resolve_pack
 from .audio import RAW_RATE, AudioSource, from_array, open_bytes, open_path
-from .features import EncoderInput, FeaturePipeline, Route
+from .features import ChunkFeatures, EncoderRun, pipeline_for
 from .pack import Pack, StreamSpec, load_pack
 from .records import Frame, frame_time
 from .session import SessionOptions, create_session, parallelism, resolve_device, run_session
+from .stream import TokenStream, counted, make_header
 
 AudioInput = Union[str, os.PathLike, bytes, tuple, AudioSource]
 
 
 def stream_codes(spec: StreamSpec, features: np.ndarray, norms: np.ndarray | None = None) -> np.ndarray:
     """Pooled features [frames, dim] -> codes [frames, levels]: normalize, project, RVQ.
-    Shared with the torch reference pipeline, so both quantize identically."""
+
+    ``spec``: the pack's stream (normalization, projection, codebooks); ``norms``: the
+    codebooks' precomputed code norms (codebooks.code_norms), computed here if None."""
     x = (features - spec.mean) * spec.scale
     if spec.projection is not None:
         x = x @ spec.projection
@@ -40,39 +44,29 @@ def stream_codes(spec: StreamSpec, features: np.ndarray, norms: np.ndarray | Non
 
 
 class Tokenizer:
-    """Audio -> frames of S and A tokens, with one verified pack."""
+    """Audio -> token streams of S and A frames, with one verified pack."""
 
     def __init__(self, pack: Pack, options: SessionOptions | None = None) -> None:
-        self.pack = pack
         self.options = options or SessionOptions()
         self.device = resolve_device(self.options.device)
-        # Chunks per encoder call: a GPU is starved by one 10 s chunk (issue #4 measured
-        # 918x real time at batch 1 vs 1382x at 16 on an H200); a CPU is not, and batch 1
-        # streams the first frames sooner.
+        # A GPU is starved by one chunk per call; on the CPU one chunk streams the first frames sooner.
         self.batch = self.options.batch or (8 if self.device == "cuda" else 1)
-        # Encoder calls at once, and threads per call (session.parallelism): on the CPU by
-        # default one single-threaded call per core, over chunks and encoders.
         self.workers, threads = parallelism(self.options, self.device)
         session_options = dataclasses.replace(self.options, device=self.device, threads=threads)
-        # All at once: onnxruntime parses a model and loads its weights with the GIL released,
-        # so mert-w2v's two sessions take 0.7 s instead of 1.1-1.3 s (both loading transients
-        # at once cost ~0.1 GB of peak RSS, docs/performance.md). Results and the first
-        # failure come back in manifest order.
+        # onnxruntime loads models with the GIL released, so the sessions are built at once;
+        # results and the first failure still come in manifest order.
         with ThreadPoolExecutor(len(pack.encoders)) as pool:
             made = pool.map(lambda enc: create_session(enc.model_bytes, enc.file, session_options), pack.encoders.values())
             self._sessions = dict(zip(pack.encoders, made))
-        # The sessions hold the models now; keeping the pack's copy of the bytes would double
-        # a neural pack's ~0.4 GB for nothing (the caller's own Pack object keeps its bytes).
-        self.pack = dataclasses.replace(pack, encoders={n: dataclasses.replace(e, model_bytes=b"") for n, e in pack.encoders.items()})
+        # The sessions hold the models now: a second copy of a neural pack's bytes would be waste.
+        self._prepare(dataclasses.replace(pack, encoders={n: dataclasses.replace(e, model_bytes=b"") for n, e in pack.encoders.items()}))
         self._outputs = {name: list(enc.outputs) for name, enc in pack.encoders.items()}
+
+    def _prepare(self, pack: Pack) -> None:
+        """What every way of running the encoders shares: the pack, its pipeline, its code norms."""
+        self.pack = pack
+        self.pipeline = pipeline_for(pack)
         self._norms = {name: code_norms(s.codebooks) for name, s in pack.streams.items()}
-        self.pipeline = FeaturePipeline(
-            {n: EncoderInput(n, e.sample_rate, e.hop, e.window, e.input_normalization) for n, e in pack.encoders.items()},
-            {n: Route(s.encoder, s.output, s.pooling) for n, s in pack.streams.items()},
-            pack.frame_rate,
-            pack.window_s,
-            pack.context_s,
-        )
 
     @classmethod
     def load(
@@ -96,10 +90,14 @@ class Tokenizer:
 
     @property
     def frame_rate(self) -> int:
+        """Pack frames per second."""
         return self.pack.frame_rate
 
     def open(self, audio: AudioInput, name: str | None = None, raw_rate: int = RAW_RATE) -> AudioSource:
-        """Decode an input: a path, bytes, ``(samples, sample_rate)``, or an AudioSource."""
+        """Decode an input: a path, bytes, ``(samples, sample_rate)``, or an AudioSource.
+
+        ``name``: what the header calls bytes or an array (a path names itself);
+        ``raw_rate``: the sample rate of input no decoder recognizes, read as raw s16le PCM."""
         if isinstance(audio, AudioSource):
             return audio
         if isinstance(audio, (bytes, bytearray, memoryview)):
@@ -109,12 +107,25 @@ class Tokenizer:
             return from_array(samples, sample_rate, name or "array")
         return open_path(os.fspath(audio), raw_rate)
 
+    def stream(self, audio: AudioInput, name: str | None = None, raw_rate: int = RAW_RATE) -> TokenStream:
+        """One input's token stream: its header now, frames as each chunk is done, then stats.
+
+        Arguments as for :meth:`open`. Decoding errors raise InputError, here or while the
+        frames are iterated (after the frames decoded before the damage)."""
+        source = self.open(audio, name, raw_rate)
+        return token_stream(self.pack, source, self.frames(source))
+
     def encode(self, audio: AudioInput, name: str | None = None, raw_rate: int = RAW_RATE) -> Iterator[Frame]:
-        """Frames in time order, yielded as each chunk is done."""
+        """Just the frames of :meth:`stream`, in time order, yielded as each chunk is done."""
         return self.frames(self.open(audio, name, raw_rate))
 
     def frames(self, source: AudioSource) -> Iterator[Frame]:
-        for chunk in self.pipeline.iter_chunks(source, self._run, self.batch, self.workers):
+        """The frames of a decoded input (``source`` is read once, as they are iterated)."""
+        return self.chunk_frames(self.pipeline.iter_chunks(source, self._run, self.batch, self.workers))
+
+    def chunk_frames(self, chunks: Iterable[ChunkFeatures]) -> Iterator[Frame]:
+        """Frames from pooled chunk features: each stream quantized, frame by frame."""
+        for chunk in chunks:
             codes = {name: self.quantize(name, feats) for name, feats in chunk.streams.items()}
             for i in range(chunk.n_frames):
                 index = chunk.first_frame + i
@@ -126,8 +137,48 @@ class Tokenizer:
                 )
 
     def quantize(self, stream: str, features: np.ndarray) -> np.ndarray:
+        """Codes [frames, levels] of stream ``stream`` ("S" or "A") for pooled ``features`` [frames, dim]."""
         return stream_codes(self.pack.streams[stream], features, self._norms[stream])
 
-    def _run(self, encoder: str, waveform: np.ndarray) -> dict[str, np.ndarray]:
+    def _run(self, encoder: str, waveform: np.ndarray) -> Mapping[str, np.ndarray]:
         enc = self.pack.encoders[encoder]
         return run_session(self._sessions[encoder], enc.input, self._outputs[encoder], waveform)
+
+
+class RunnerTokenizer(Tokenizer):
+    """A Tokenizer whose encoders run elsewhere: ``run(encoder, waveform)`` instead of
+    onnxruntime sessions (the export side's torch reference). One call at a time."""
+
+    def __init__(self, pack: Pack, run: EncoderRun) -> None:
+        self._prepare(pack)
+        self._runner = run
+        self.batch, self.workers = 1, 1
+
+    def _run(self, encoder: str, waveform: np.ndarray) -> Mapping[str, np.ndarray]:
+        return self._runner(encoder, waveform)
+
+
+def token_stream(pack: Pack, source: AudioSource, frames: Iterator[Frame]) -> TokenStream:
+    """The stream of ``source`` tokenized with ``pack``: the header from both, stats counted
+    as ``frames`` pass."""
+    info = source.info
+    header = make_header(
+        {
+            "name": info.name,
+            "bytes": info.bytes,
+            "sha256": info.sha256,
+            "decoder": info.decoder,
+            "format": info.format,
+            "sample_rate": info.sample_rate,
+            "channels": info.channels,
+            "duration_s": info.duration_s,
+        },
+        {"name": pack.name, "manifest_sha256": pack.manifest_sha256},
+        pack.frame_rate,
+        {name: (s.levels, s.codebook_size) for name, s in pack.streams.items()},
+    )
+    return counted(
+        header,
+        frames,
+        lambda: {"duration_s": round(source.decoded / info.sample_rate, 6), "nonfinite_samples": source.nonfinite},
+    )

@@ -12,7 +12,8 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 
-from .records import Frame
+from ...runtime.records import Frame
+from ...runtime.stream import TokenStream
 
 
 def runs(values: Sequence[int]) -> list[int]:
@@ -59,13 +60,11 @@ def level_values(frames: Sequence[Frame], names: Sequence[str]) -> dict[str, lis
     return out
 
 
-def stream_metrics(header: dict, frames: Sequence[Frame], stats: dict | None) -> dict:
-    """metrics.json: the input, the pack and per-level numbers."""
-    from .formats import level_names
-
-    s_names, a_names = level_names(header)
+def stream_metrics(stream: TokenStream) -> dict:
+    """metrics.json: the input, the pack and per-level numbers of a stream whose frames are all known."""
+    header, frames, stats = stream.header, list(stream.frames), stream.stats
     fr = header["frame_rate"]
-    columns = level_values(frames, s_names + a_names)
+    columns = level_values(frames, stream.s_names + stream.a_names)
     src = header["source"]
     return {
         "source": {k: src[k] for k in ("name", "sha256", "sample_rate", "channels", "duration_s")},

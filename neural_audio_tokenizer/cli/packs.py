@@ -10,14 +10,14 @@ installer can check a pack folder before use.
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import sys
 from pathlib import Path
 
+from ..errors import EXIT_INPUT_FAILED, EXIT_OK, NatError
 from ..packs import BUILTIN_DIR, search_dirs
-from .errors import EXIT_INPUT_FAILED, EXIT_OK, EXIT_USAGE, NatError
+from . import command
 
 EPILOG = """\
 pack folders, in lookup order: the packs inside NAT, each folder in NAT_PACK_PATH
@@ -93,7 +93,7 @@ def _human(n: int) -> str:
 
 
 def verify(entry: dict) -> None:
-    from .pack import load_pack
+    from ..runtime.pack import load_pack
 
     try:
         pack = load_pack(entry["path"])
@@ -130,14 +130,8 @@ def table(entries: list[dict], verified: bool) -> str:
     return out.getvalue()
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        print(f"nat: packs: {message} (see nat packs --help)", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="nat packs", description="List the packs NAT can use: name, streams (levels x codebook size), frame rate, size, location.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> command.Parser:
+    p = command.parser("nat packs", "List the packs NAT can use: name, streams (levels x codebook size), frame rate, size, location.", EPILOG, label="packs: ")
     p.add_argument("--verify", action="store_true", help="load every pack as tokenizing would (hashes, shapes); exit 1 if any fails")
     p.add_argument("--json", action="store_true", help="one JSON object per pack (NDJSON) instead of a table")
     return p
@@ -166,8 +160,4 @@ def run(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point for ``nat packs``."""
-    try:
-        return run(list(sys.argv[1:] if argv is None else argv))
-    except NatError as exc:
-        print(f"nat: packs: {exc}", file=sys.stderr)
-        return exc.exit_code
+    return command.main(run, argv, "packs: ")

@@ -23,7 +23,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .records import Frame, LineOptions, frame_lines
+from ..runtime.records import Frame, LineOptions
+from ..runtime.stream import TokenStream
 
 CONTEXTS = (("8k", 8192), ("32k", 32768), ("128k", 131072))
 
@@ -72,47 +73,42 @@ def level_header(header: dict, s_levels: int, a_levels: int) -> dict:
     return out
 
 
-def stream_dicts(header: dict, frames: Sequence[Frame], stats: dict, options: LineOptions, frame_rate: int) -> list[dict]:
-    """Header, frame lines under ``options`` and stats, as ``stream_lines`` would yield them."""
-    lines = list(frame_lines(frames, frame_rate, options))
-    return [header, *lines, {**stats, "lines": len(lines)}]
-
-
 @dataclass(frozen=True)
 class Fit:
     pool: int
     rle: bool
     frames: int  # frame lines' frames after pooling
     estimated_tokens: int
-    lines: list[dict]  # the fitted stream: header (with "fit"), frame lines, stats
+    stream: TokenStream  # the fitted stream: header (with "fit"), pooled frames, stats
+    options: LineOptions  # how it is written: no keyframes after the first, RLE or not
 
 
 def fit_stream(
-    header: dict,
-    frames: Sequence[Frame],
-    stats: dict,
+    stream: TokenStream,
     budget: int,
-    render: Callable[[list[dict]], str],
+    render: Callable[[TokenStream, LineOptions], str],
     overhead: int = 0,
 ) -> Fit | None:
-    """The finest version of the stream whose rendering, plus ``overhead`` tokens, fits
-    ``budget``: dense, else RLE, else RLE over pooled frames (factor 2, 3, ...). None when
-    even one pooled frame does not fit. ``render`` turns line objects into the final text."""
-    frame_rate = header["frame_rate"]
+    """The finest version of ``stream`` (its frames all known) whose rendering, plus
+    ``overhead`` tokens, fits ``budget``: dense, else RLE, else RLE over pooled frames
+    (factor 2, 3, ...). None when even one pooled frame does not fit. ``render`` turns a
+    stream into the final text."""
+    frames = list(stream.frames)
+    frame_rate = stream.frame_rate
     n = len(frames)
 
     def attempt(pool: int, rle: bool) -> Fit:
         pooled = pool_frames(frames, pool, frame_rate)
         fit_info = {"pool": pool, "line_s": round(pool / frame_rate, 3), "rle": rle, "budget": budget, "estimated_tokens": 0}
-        head = {**header, "encoding": {"mode": "rle" if rle else "dense", "keyframe_interval_s": 0}, "fit": fit_info}
-        lines = stream_dicts(head, pooled, stats, LineOptions(0, rle=rle), frame_rate)
+        fitted = TokenStream.complete({**stream.header, "fit": fit_info}, pooled, stream.stats)
+        options = LineOptions(0, rle=rle)
         # The estimate is printed inside the header, so settle it (digits change length) in two passes.
         for _ in range(3):
-            tokens = estimate_tokens(render(lines)) + overhead
+            tokens = estimate_tokens(render(fitted, options)) + overhead
             if fit_info["estimated_tokens"] == tokens:
                 break
             fit_info["estimated_tokens"] = tokens
-        return Fit(pool, rle, len(pooled), tokens, lines)
+        return Fit(pool, rle, len(pooled), tokens, fitted, options)
 
     for rle in (False, True):
         result = attempt(1, rle)
@@ -138,18 +134,3 @@ def fit_stream(
         else:
             low = mid
     return best
-
-
-def dense_frames(lines: Sequence[dict]) -> list[Frame]:
-    """The dense frames of one stream's line objects (header, frame lines in any encoding, stats)."""
-    from .formats import level_names
-    from .records import expand
-
-    header = lines[0]
-    fr = header["frame_rate"]
-    s_names, a_names = level_names(header)
-    body = [line for line in lines[1:] if "type" not in line]
-    return [
-        Frame(round(d["t"] * fr), d["t"], tuple(d[n] for n in s_names), tuple(d[n] for n in a_names))
-        for d in expand(body, fr)
-    ]

@@ -1,4 +1,4 @@
-"""``nat --all-outputs --output-dir DIR INPUT...``: per input, the token files the seed wrote
+"""``nat --all-outputs --output-dir DIR INPUT...``: per input, the token files the original script wrote
 plus pictures, metrics and a short Markdown report that embeds them.
 
 For an input ``song.flac`` the folder gets:
@@ -21,31 +21,34 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-from . import formats
-from .errors import InputError
-from .ndjson import dumps, error_record, stream_lines
-from .budget import dense_frames
-from .records import Frame, LineOptions
-from .sinks import DirectorySink, _AtomicFile
+from ...errors import InputError
+from ...runtime import formats
+from ...runtime.ndjson import dumps, error_record
+from ...runtime.ndjson import lines as ndjson_lines
+from ...runtime.records import LineOptions
+from ...runtime.sinks import DirectorySink, atomic_write
+from ...runtime.stream import TokenStream
+from ..progress import observe
+from . import viz
+from .metrics import stream_metrics
+from .spectrum import Analyzer
 
 log = logging.getLogger("nat")
 
 
 def write_file(path: Path, data: bytes) -> None:
-    out = _AtomicFile(path)
-    out.write(data)
-    out.commit()
+    atomic_write(path, data)
     log.info("wrote %s", path)
 
 
-def tokens_json(header: dict, frames: Sequence[Frame], stats: dict) -> bytes:
-    s_names, a_names = formats.level_names(header)
-    columns = {n: [f.S[i] for f in frames] for i, n in enumerate(s_names)}
-    columns.update({n: [f.A[i] for f in frames] for i, n in enumerate(a_names)})
-    doc = {"header": header, "frames": len(frames), "t": [f.t for f in frames], "tokens": columns, "stats": stats}
+def tokens_json(stream: TokenStream) -> bytes:
+    """One JSON document: the header and stats as written, times and codes in columns."""
+    frames = list(stream.frames)
+    columns = {n: [f.S[i] for f in frames] for i, n in enumerate(stream.s_names)}
+    columns.update({n: [f.A[i] for f in frames] for i, n in enumerate(stream.a_names)})
+    doc = {"header": stream.header, "frames": len(frames), "t": [f.t for f in frames], "tokens": columns, "stats": stream.stats}
     return (json.dumps(doc, separators=(",", ":"), ensure_ascii=True) + "\n").encode("ascii")
 
 
@@ -86,16 +89,12 @@ def markdown(stem: str, header: dict, metrics: dict, files: dict[str, str]) -> s
     return "\n".join(lines)
 
 
-def write_input(folder: Path, stem: str, lines: list[dict], analysis, fmt_name: str, options: LineOptions) -> None:
-    """All files for one tokenized input (``lines``: its NDJSON line objects under ``options``)."""
-    from . import viz
-    from .metrics import stream_metrics
-
-    header, stats = lines[0], lines[-1]
+def write_input(folder: Path, stem: str, stream: TokenStream, analysis, fmt_name: str, options: LineOptions) -> None:
+    """All files for one tokenized input (``stream``: its frames all known)."""
+    header, stats = stream.header, stream.stats
     fr = header["frame_rate"]
-    frames = dense_frames(lines)
-    s_names, a_names = formats.level_names(header)
-    names = s_names + a_names
+    frames = list(stream.frames)
+    names = stream.s_names + stream.a_names
     files = {
         "ndjson": f"{stem}_tokens.ndjson",
         "json": f"{stem}_tokens.json",
@@ -105,38 +104,28 @@ def write_input(folder: Path, stem: str, lines: list[dict], analysis, fmt_name: 
         "metrics": f"{stem}_metrics.json",
         "report": f"{stem}_report.md",
     }
+    written = list(ndjson_lines(stream, options))
+    # as written: the header with its encoding, the stats with their line count
+    as_written = TokenStream.complete(written[0], frames, written[-1])
     if fmt_name == "lam":
-        ndjson_text = formats.render_text_of(formats.get("lam"), _dense_lines(lines, frames, options), options)
+        token_text = formats.render_text_of(formats.get("lam"), stream, options)
     else:
-        ndjson_text = "".join(dumps(line) for line in lines)
-    write_file(folder / files["ndjson"], ndjson_text.encode("ascii"))
-    write_file(folder / files["json"], tokens_json(header, frames, stats))
-    txt_format = fmt_name if fmt_name in ("text", *formats.SEED_TEXT) else "text"
-    txt_lines = lines if txt_format == "text" else _dense_lines(lines, frames, options)
-    write_file(folder / files["txt"], formats.render_text_of(formats.get(txt_format), txt_lines, options).encode("utf-8"))
+        token_text = "".join(map(dumps, written))
+    write_file(folder / files["ndjson"], token_text.encode("ascii"))
+    write_file(folder / files["json"], tokens_json(as_written))
+    txt_format = fmt_name if fmt_name in ("text", *formats.ORIGINAL_TEXT) else "text"
+    write_file(folder / files["txt"], formats.render_text_of(formats.get(txt_format), stream, options).encode("utf-8"))
     title = f"{header['source']['name']} · pack {header['pack']['name']}"
     write_file(folder / files["overview"], viz.overview_png(title, analysis, frames, names, fr))
     sizes = {"S": header["streams"]["S"]["codebook_size"], "A": header["streams"]["A"]["codebook_size"]}
     write_file(folder / files["histograms"], viz.histograms_png(header["source"]["name"], frames, names, sizes))
-    metrics = stream_metrics(header, frames, stats)
+    metrics = stream_metrics(as_written)
     write_file(folder / files["metrics"], (json.dumps(metrics, indent=2) + "\n").encode("ascii"))
     write_file(folder / files["report"], markdown(stem, header, metrics, files).encode("utf-8"))
 
 
-def _dense_lines(lines: list[dict], frames: list[Frame], options: LineOptions) -> list[dict]:
-    """The stream with dense frame lines (keyframes marked), whatever ``lines`` were encoded as."""
-    from .records import frame_lines
-
-    header, stats = lines[0], lines[-1]
-    dense = list(frame_lines(frames, header["frame_rate"], LineOptions(options.keyframe_interval_s)))
-    return [header, *dense, stats]
-
-
 def write_all_outputs(tokenizer, items, folder: str, options: LineOptions, fmt_name: str, raw_rate: int, analysis_rate: int | None, progress) -> tuple[int, int]:
     """Tokenize each input and write its files; a failing input never stops the others."""
-    from .progress import observe
-    from .spectrum import Analyzer
-
     namer = DirectorySink(folder, suffix="")
     root = Path(folder)
     ok = failed = 0
@@ -147,8 +136,8 @@ def write_all_outputs(tokenizer, items, folder: str, options: LineOptions, fmt_n
             analyzer = Analyzer(source.info.sample_rate, analysis_rate)
             observe(source, analyzer.push)
             with progress.file(source):
-                lines = list(stream_lines(tokenizer, source, options))
-            write_input(root, stem, lines, analyzer.finish(), fmt_name, options)
+                stream = tokenizer.stream(source).materialized()
+            write_input(root, stem, stream, analyzer.finish(), fmt_name, options)
             ok += 1
             for note in getattr(source, "warnings", list)():  # raw fallback, NaN, truncation
                 log.warning("%s: warning: %s", item.name, note)

@@ -77,10 +77,6 @@ class Progress:
             tty = False
         return cls(tty and not quiet, stream)
 
-    @property
-    def enabled(self) -> bool:
-        return self.tqdm is not None
-
     def inputs(self, items: list) -> Iterable:
         """``items``, with a bar over them when there are several."""
         if self.tqdm is None or len(items) < 2:

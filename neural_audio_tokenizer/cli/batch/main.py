@@ -18,7 +18,6 @@ failed (the others were written; index.jsonl says which), 2 usage/pack/device er
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -26,13 +25,17 @@ import time
 from collections import deque
 from pathlib import Path
 
-from .audio import RAW_RATE
-from .batch_job import Job, Result, Settings
-from .errors import EXIT_INPUT_FAILED, EXIT_OK, EXIT_USAGE, NatError, OutputError
-from .library import AUDIO_EXTENSIONS, discover, output_path, parse_extensions
-from .records import LineOptions
+from ...errors import EXIT_INPUT_FAILED, EXIT_OK, NatError, OutputError
+from ...runtime.audio import AUDIO_EXTENSIONS, RAW_RATE
+from ...runtime.records import LineOptions
+from ...runtime.session import cores
+from ...runtime.sinks import AtomicFile
+from .. import command
+from .job import Job, Result, Settings
+from .library import discover, output_path, parse_extensions
 
 INDEX = "index.jsonl"
+ENGINES = "neural_audio_tokenizer.batch_engines"  # entry points: name -> run_batch(entries, root, out, settings, workers, address, quiet)
 
 EPILOG = """\
 OUT/REL.ndjson equals `cd ROOT && nat [options] REL`; ROOT is INPUT itself for a folder.
@@ -46,21 +49,8 @@ exit codes: 0 ok, 1 some inputs failed, 2 usage/pack/device error, 3 output not 
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2, no usage dump
-        print(f"nat: {message} (see nat batch --help)", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
-
-
-def cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="nat batch", description="Tokenize every audio file in a folder (recursively) or a list of paths, one NDJSON per file.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> command.Parser:
+    p = command.parser("nat batch", "Tokenize every audio file in a folder (recursively) or a list of paths, one NDJSON per file.", EPILOG)
     p.add_argument("input", metavar="INPUT_DIR|LIST", help="a folder, or a text file with one path per line ('-': stdin)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (mirrors the input tree)")
     p.add_argument("--workers", type=int, default=cores(), metavar="N", help=f"worker processes (default: one per core, here {cores()})")
@@ -82,11 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        return run(list(sys.argv[1:] if argv is None else argv))
-    except NatError as exc:
-        print(f"nat: {exc}", file=sys.stderr)
-        return exc.exit_code
+    """Entry point for ``nat batch``."""
+    return command.main(run, argv)
 
 
 def run(argv: list[str]) -> int:
@@ -105,10 +92,8 @@ def run(argv: list[str]) -> int:
         if not args.quiet:
             print(f"nat: {args.input}: no audio files (extensions: {args.ext}; see --ext)", file=sys.stderr)
         return EXIT_INPUT_FAILED if problems else EXIT_OK
-    if args.engine == "ray":
-        from ..integrations.ray import run_batch
-
-        code = run_batch(entries, root, out, settings, args.workers, args.address, args.quiet)
+    if args.engine != "local":
+        code = engine(args.engine)(entries, root, out, settings, args.workers, args.address, args.quiet)
         return code or (EXIT_INPUT_FAILED if problems else EXIT_OK)
     jobs = [Job(i, e.rel, e.rel, str(output_path(out, e.rel))) for i, e in enumerate(entries)]
     results: dict[int, Result] = {i: Result(i, "error", error=e.problem) for i, e in enumerate(entries) if e.problem}
@@ -125,12 +110,23 @@ def run(argv: list[str]) -> int:
     return summarize(results, len(jobs), problems, time.monotonic() - started, Path(args.out, INDEX), args.quiet)
 
 
+def engine(name: str):
+    """The ``run_batch`` of an engine plugged in under ENGINES (the Ray integration is one):
+    integrations build on this tool, so it finds them by name instead of importing them."""
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=ENGINES):
+        if point.name == name:
+            return point.load()
+    raise NatError(f"--engine {name}: not installed (pip install 'neural-audio-tokenizer[{name}]')")
+
+
 def _check_pack(pack: str | None, device: str) -> str:
     """Fail once, in the parent, on a bad pack or device, rather than in every worker; the
     pack's absolute folder, since workers run from the root."""
-    from ..packs import resolve_pack
-    from .pack import load_pack
-    from .session import resolve_device
+    from ...packs import resolve_pack
+    from ...runtime.pack import load_pack
+    from ...runtime.session import resolve_device
 
     folder = resolve_pack(pack).resolve()
     load_pack(folder)
@@ -168,7 +164,7 @@ def _context():
 
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["neural_audio_tokenizer.runtime.batch_job", "neural_audio_tokenizer.runtime.tokenizer"])
+        ctx.set_forkserver_preload(["neural_audio_tokenizer.cli.batch.job", "neural_audio_tokenizer.runtime.tokenizer"])
         return ctx
     return mp.get_context("spawn")
 
@@ -179,7 +175,7 @@ def _run_pool(jobs: deque, settings: Settings, workers: int, on_result) -> list[
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    from .batch_job import init_process, run_job
+    from .job import init_process, run_job
 
     pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=_context(), initializer=init_process, initargs=(settings,))
     inflight: dict = {}
@@ -218,9 +214,7 @@ def _kill(pool) -> None:
 
 def write_index(path: Path, entries, results: dict[int, Result]) -> None:
     """One line per input, in input order; inputs an interrupted run never reached: "pending"."""
-    from .sinks import _AtomicFile
-
-    file = _AtomicFile(path)
+    file = AtomicFile(path)
     for i, entry in enumerate(entries):
         r = results.get(i) or Result(i, "pending")
         row = {"path": entry.rel, "sha256": r.sha256, "frames": r.frames, "duration_s": r.duration_s, "status": r.status, "error": r.error}

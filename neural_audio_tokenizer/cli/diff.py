@@ -18,13 +18,15 @@ every level, so a truncated run cannot pass.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import asdict, dataclass, field
 
-from .errors import EXIT_USAGE, NatError
-from .reader import TokenStream, read_path
+from ..errors import NatError
+from ..runtime.reader import pack_identity, read_path
+from ..runtime.records import frame_time
+from ..runtime.stream import TokenStream
+from . import command
 
 EXIT_WITHIN = 0
 EXIT_BEYOND = 1
@@ -95,24 +97,42 @@ def comparability(golden: TokenStream, new: TokenStream) -> str | None:
         which = "GOLDEN" if golden.error else "NEW"
         return f"{which} holds an error record instead of tokens ({golden.error or new.error})"
     reasons = []
-    if golden.pack is not None and new.pack is not None and golden.pack != new.pack:
-        label = golden.pack_label if golden.pack_label == new.pack_label else "pack"
-        reasons.append(f"pack {label} differs (golden {_short(golden.pack)}, new {_short(new.pack)})")
+    (g_label, g_pack), (n_label, n_pack) = pack_identity(golden), pack_identity(new)
+    if g_pack is not None and n_pack is not None and g_pack != n_pack:
+        label = g_label if g_label == n_label else "pack"
+        reasons.append(f"pack {label} differs (golden {_short(g_pack)}, new {_short(n_pack)})")
     if abs(golden.frame_rate - new.frame_rate) > 1e-6:
         reasons.append(f"frame rate differs (golden {golden.frame_rate:g}/s, new {new.frame_rate:g}/s)")
-    if golden.source_sha256 and new.source_sha256 and golden.source_sha256 != new.source_sha256:
-        reasons.append(f"source sha256 differs (golden {_short(golden.source_sha256)}, new {_short(new.source_sha256)}): not the same audio")
+    g_sha, n_sha = _source_sha256(golden), _source_sha256(new)
+    if g_sha and n_sha and g_sha != n_sha:
+        reasons.append(f"source sha256 differs (golden {_short(g_sha)}, new {_short(n_sha)}): not the same audio")
     return "; ".join(reasons) or None
 
 
+def _source_sha256(stream: TokenStream) -> str | None:
+    return (stream.header.get("source") or {}).get("sha256")
+
+
+def _levels(stream: TokenStream) -> list[str]:
+    return stream.s_names + stream.a_names
+
+
+def _codes(stream: TokenStream) -> dict[int, tuple[int, ...]]:
+    """Frame index -> codes in level order (S levels, then A levels)."""
+    return {f.index: f.S + f.A for f in stream.frames}
+
+
 def compare(golden: TokenStream, new: TokenStream, levels: list[str], index: int = 1) -> StreamDiff:
-    indices = sorted(set(golden.frames) | set(new.frames))
+    """Per level of ``levels``: how many frames of the union of both streams' frames differ, and where."""
+    g_codes, n_codes = _codes(golden), _codes(new)
+    indices = sorted(set(g_codes) | set(n_codes))
+    rate = golden.frame_rate
     out = []
     for level in levels:
-        gi, ni = golden.levels.index(level), new.levels.index(level)
+        gi, ni = _levels(golden).index(level), _levels(new).index(level)
         bad = []
         for k in indices:
-            g, n = golden.frames.get(k), new.frames.get(k)
+            g, n = g_codes.get(k), n_codes.get(k)
             if g is None or n is None or g[gi] != n[ni]:
                 bad.append(k)
         runs: list[tuple[float, float, int]] = []
@@ -122,24 +142,24 @@ def compare(golden: TokenStream, new: TokenStream, levels: list[str], index: int
                 prev = k
                 continue
             if start is not None:
-                runs.append((golden.time(start), golden.time(prev + 1), prev - start + 1))
+                runs.append((frame_time(start, rate), frame_time(prev + 1, rate), prev - start + 1))
             start = prev = k
-        out.append(LevelDiff(level, len(indices), len(bad), golden.time(bad[0]) if bad else None, runs))
+        out.append(LevelDiff(level, len(indices), len(bad), frame_time(bad[0], rate) if bad else None, runs))
     name = golden.name if golden.name == new.name else f"{golden.name} vs {new.name}"
-    return StreamDiff(index, name, len(golden.frames), len(new.frames), out)
+    return StreamDiff(index, name, len(g_codes), len(n_codes), out)
 
 
 def _select_levels(golden: TokenStream, new: TokenStream, wanted: list[str] | None, index: int) -> list[str]:
     if wanted is None:
-        if golden.levels != new.levels:
+        if _levels(golden) != _levels(new):
             raise NotComparable(
-                f"stream {index} ({golden.name}): token levels differ (golden {' '.join(golden.levels)}, new {' '.join(new.levels)})"
+                f"stream {index} ({golden.name}): token levels differ (golden {' '.join(_levels(golden))}, new {' '.join(_levels(new))})"
             )
-        return list(golden.levels)
+        return _levels(golden)
     for level in wanted:
         for label, stream in (("GOLDEN", golden), ("NEW", new)):
-            if level not in stream.levels:
-                raise NatError(f"--levels: {label} stream {index} has no level {level} (it has {' '.join(stream.levels)})")
+            if level not in _levels(stream):
+                raise NatError(f"--levels: {label} stream {index} has no level {level} (it has {' '.join(_levels(stream))})")
     return wanted
 
 
@@ -194,19 +214,13 @@ def json_report(golden_path: str, new_path: str, diffs: list[StreamDiff], thresh
     return json.dumps(doc, separators=(",", ":")) + "\n"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        print(f"nat: diff: {message} (see nat diff --help)", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="nat diff",
-        description="Compare a token stream against a golden one, token by token (any mix of dense, "
+def build_parser() -> command.Parser:
+    p = command.parser(
+        "nat diff",
+        "Compare a token stream against a golden one, token by token (any mix of dense, "
         "delta and RLE NAT NDJSON, or the original script's lam_audio_tokens files).",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        EPILOG,
+        label="diff: ",
     )
     p.add_argument("golden", metavar="GOLDEN", help="the reference token file")
     p.add_argument("new", metavar="NEW", help="the token file to check ('-': stdin)")
@@ -247,9 +261,5 @@ def run(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point for ``nat diff`` (dispatched by the nat CLI, which reports NatError)."""
-    try:
-        return run(list(sys.argv[1:] if argv is None else argv))
-    except NatError as exc:
-        print(f"nat: diff: {exc}", file=sys.stderr)
-        return exc.exit_code
+    """Entry point for ``nat diff``."""
+    return command.main(run, argv, "diff: ")

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import NatError
-from .records import Frame
+from ...errors import NatError
+from ...runtime.records import Frame
 from .spectrum import Analysis, mel_to_hz
 
 INSTALL_HINT = "pictures need matplotlib: pip install 'neural-audio-tokenizer[viz]' (or pip install matplotlib)"

@@ -17,15 +17,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .audio import looks_like_audio
-from .errors import NatError
+from ...runtime.audio import AUDIO_EXTENSIONS, looks_like_audio
+from ...errors import NatError
 
-# What libsndfile decodes. Others (m4a, aac, wma) are left out by default: NAT has no
-# decoder for them and would read their bytes as raw PCM noise.
-AUDIO_EXTENSIONS = (
-    "aif", "aifc", "aiff", "au", "bwf", "caf", "flac", "mp3", "oga", "ogg", "opus",
-    "rf64", "snd", "w64", "wav", "wave",
-)  # fmt: skip
 SUFFIX = ".ndjson"
 
 

@@ -1,4 +1,4 @@
-"""``nat``: tokenize audio files or piped stdin into NDJSON (see ``nat --help``, docs/errors.md).
+"""``nat [options] INPUT...``: tokenize audio files or piped stdin (see ``nat --help``, docs/errors.md).
 
 Nothing but NDJSON goes to stdout; messages go to stderr, one line each. Exit codes:
 0 all inputs tokenized, 1 some inputs failed (the others were written), 2 usage, pack or
@@ -9,36 +9,26 @@ device error, 3 output not writable, 130 Ctrl-C, 141 stdout closed early, 143 SI
 from __future__ import annotations
 
 import argparse
-import os
-import signal
+import logging
 import sys
 from dataclasses import dataclass
 
 from .. import __version__
-from .audio import RAW_RATE, AudioSource, open_bytes
-from .errors import (
-    EXIT_BROKEN_PIPE,
+from ..errors import (
     EXIT_INPUT_FAILED,
-    EXIT_INTERNAL,
-    EXIT_INTERRUPTED,
     EXIT_OK,
-    EXIT_TERMINATED,
-    EXIT_USAGE,
     InputError,
     NatError,
-    OutputError,
 )
-from .records import LineOptions
-from .sinks import DirectorySink, FileSink, Sink, StreamSink
-from .stdin import split_parts
+from ..runtime.audio import RAW_RATE, AudioSource, display_name, open_bytes, open_path, probe_seconds
+from ..runtime.formats import FORMATS, OutputFormat, get
+from ..runtime.ndjson import error_record
+from ..runtime.records import LineOptions
+from ..runtime.sinks import DirectorySink, FileSink, Sink, StreamSink
+from ..runtime.stdin import split_parts
+from . import command
+from .progress import Progress, configure_logging
 
-SUBCOMMANDS = {
-    "diff": "neural_audio_tokenizer.runtime.diff",
-    "batch": "neural_audio_tokenizer.runtime.batch",
-    "prompt": "neural_audio_tokenizer.runtime.prompt",
-    "packs": "neural_audio_tokenizer.runtime.packs_cli",
-    "export": "neural_audio_tokenizer.export.cli",
-}
 
 DESCRIPTION = """\
 Turn music and sound into timestamped tokens an LLM can read: per frame, four semantic
@@ -68,10 +58,6 @@ exit codes: 0 ok, 1 some inputs failed, 2 usage/pack/device error, 3 output not 
 """
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread so files are cleaned up like on Ctrl-C."""
-
-
 @dataclass
 class InputItem:
     name: str
@@ -79,8 +65,6 @@ class InputItem:
     data: bytes | None = None
 
     def open(self, raw_rate: int) -> AudioSource:
-        from .audio import open_path
-
         if self.data is not None:
             return open_bytes(self.data, self.name, raw_rate)
         if self.path is None:
@@ -88,21 +72,8 @@ class InputItem:
         return open_path(self.path, raw_rate)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2, no usage dump
-        print(f"nat: {message} (see nat --help)", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from .formats import FORMATS
-
-    p = _Parser(
-        prog="nat",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = command.parser("nat", DESCRIPTION, EPILOG)
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="audio files; '-' or none for stdin")
     p.add_argument("--pack", default=None, metavar="NAME|PATH", help="pack name or folder (default: builtin; see nat packs)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="execution device (default: cpu)")
@@ -144,9 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     msg.add_argument("-q", "--quiet", action="store_true", help="no messages or progress bars on stderr, only errors")
     msg.add_argument("--log-level", default="warning", type=str.lower, choices=("debug", "info", "warning", "warn", "error"), help="stderr verbosity (default: warning)")
     msg.add_argument("-v", "--verbose", action="store_true", help="same as --log-level info")
-    seed = p.add_argument_group("accepted for compatibility with the original script")
-    seed.add_argument("--deterministic", action="store_true", help="no effect: NAT is always deterministic")
-    seed.add_argument("--compat-fallback", action="store_true", help="use the built-in pack (NAT has no random-token mode)")
+    compat = p.add_argument_group("accepted for compatibility with the original script")
+    compat.add_argument("--deterministic", action="store_true", help="no effect: NAT is always deterministic")
+    compat.add_argument("--compat-fallback", action="store_true", help="use the built-in pack (NAT has no random-token mode)")
     p.add_argument("--version", action="version", version=f"nat {__version__}")
     return p
 
@@ -182,8 +153,6 @@ def _items(inputs: list[str], quiet: bool) -> list[InputItem]:
         if arg == "-":
             items.extend(_stdin_items(quiet))
         else:
-            from .audio import display_name
-
             items.append(InputItem(display_name(arg), path=arg))
     return items
 
@@ -196,8 +165,6 @@ def _all_one_chunk(items: list[InputItem], window_s: float) -> bool:
     the same either way; only the schedule changes."""
     if not items:
         return False
-    from .audio import probe_seconds
-
     for item in items:
         seconds = probe_seconds(path=item.path) if item.path is not None else probe_seconds(data=item.data)
         if seconds is None or seconds > window_s:
@@ -209,22 +176,27 @@ def _make_sink(args: argparse.Namespace) -> Sink:
     if args.output and args.output_dir:
         raise NatError("use either -o FILE or --output-dir DIR, not both")
     if args.output_dir:
-        from .formats import get
-
         return DirectorySink(args.output_dir, suffix=get(args.format).suffix)
     if args.output and args.output != "-":
         return FileSink(args.output)
     return StreamSink(sys.stdout.buffer)
 
 
-def tokenize_items(tokenizer, items: list[InputItem], sink: Sink, options: LineOptions, raw_rate: int, quiet: bool = False, output=None, progress=None) -> tuple[int, int]:
+def tokenize_items(
+    tokenizer,
+    items: list[InputItem],
+    sink: Sink,
+    options: LineOptions,
+    raw_rate: int,
+    quiet: bool = False,
+    output: OutputFormat | None = None,
+    progress: Progress | None = None,
+) -> tuple[int, int]:
     """Tokenize every item into ``sink``; a failing item never stops the others. (ok, failed).
 
-    ``output`` is a formats.OutputFormat (default: NAT NDJSON), ``progress`` a progress.Progress."""
-    from .formats import get
-    from .progress import Progress
-    from .ndjson import error_record, stream_lines
-
+    ``tokenizer``: a runtime Tokenizer; ``options``: how frames become lines; ``raw_rate``:
+    the rate of input read as raw PCM; ``quiet``: no warnings; ``output``: the format
+    (default: NAT NDJSON); ``progress``: bars on a terminal (default: none)."""
     output = output or get("ndjson")
     progress = progress or Progress(False)
     ok = failed = 0
@@ -233,7 +205,7 @@ def tokenize_items(tokenizer, items: list[InputItem], sink: Sink, options: LineO
         try:
             source = item.open(raw_rate)
             with progress.file(source):
-                for line in output.render(stream_lines(tokenizer, source, output.stream_options(options)), options):
+                for line in output.render(tokenizer.stream(source), options):
                     sink.line(line)
             ok += 1
             for note in [] if quiet else source.warnings():  # raw fallback, NaN, truncation
@@ -246,23 +218,17 @@ def tokenize_items(tokenizer, items: list[InputItem], sink: Sink, options: LineO
     return ok, failed
 
 
-def _on_sigterm(signum, frame):  # noqa: ARG001
-    raise Terminated()
-
-
 def run(argv: list[str]) -> int:
+    """``nat [options] INPUT...``: tokenize the inputs; the exit code (docs/errors.md)."""
     args = build_parser().parse_args(_normalize_argv(argv))
-    from .progress import Progress, configure_logging
-
     configure_logging(args.log_level, args.quiet, args.verbose)
     _check_combinations(args)
     options = LineOptions(args.keyframe_interval, args.delta, args.rle)
     progress = Progress.for_stderr(args.quiet)
-    from .tokenizer import Tokenizer
-
     from ..packs import resolve_pack
-    from .pack import load_pack
-    from .session import SessionOptions, cores, resolve_device
+    from ..runtime.pack import load_pack
+    from ..runtime.session import SessionOptions, cores, resolve_device  # onnxruntime: only to tokenize
+    from ..runtime.tokenizer import Tokenizer
 
     pack = load_pack(resolve_pack("builtin" if args.compat_fallback else args.pack))
     device = resolve_device(args.device)  # a device error before stdin is read
@@ -272,12 +238,10 @@ def run(argv: list[str]) -> int:
     tokenizer = Tokenizer(pack, SessionOptions(args.device, threads, spinning=True))
     del pack  # the tokenizer keeps what it needs; this copy holds the models' bytes (~0.4 GB)
     if args.all_outputs:
-        from .report import write_all_outputs
+        from .report.outputs import write_all_outputs
 
         ok, failed = write_all_outputs(tokenizer, items, args.output_dir, options, args.format, args.raw_rate, args.resample, progress)
         return _summary(ok, failed, args, items)
-    from .formats import get
-
     output = get(args.format)
     sink = _make_sink(args)
     if args.budget_report:
@@ -302,8 +266,6 @@ def _summary(ok: int, failed: int, args: argparse.Namespace, items: list) -> int
 
 def _check_combinations(args: argparse.Namespace) -> None:
     """Usage errors that argparse cannot see, reported before any work starts."""
-    import logging
-
     log = logging.getLogger("nat")
     if args.threads < 0:
         raise NatError("--threads must be >= 0")
@@ -316,7 +278,7 @@ def _check_combinations(args: argparse.Namespace) -> None:
             raise NatError("--all-outputs writes several files per input: add --output-dir DIR")
         if args.output:
             raise NatError("--all-outputs writes into --output-dir; drop -o")
-        from .viz import require_matplotlib
+        from .report.viz import require_matplotlib
 
         require_matplotlib()
         if args.budget_report:
@@ -327,73 +289,3 @@ def _check_combinations(args: argparse.Namespace) -> None:
         log.warning("--delta/--rle do not apply to --format %s (it always lists every token)", args.format)
     if args.format == "lam" and args.delta:
         log.warning("--delta does not apply to --format lam (use --rle)")
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if threading_main():
-        signal.signal(signal.SIGTERM, _on_sigterm)
-    from . import stderr_guard
-
-    stderr_guard.enable()  # decoders' C libraries must not add lines to stderr
-    try:
-        if argv and argv[0] in SUBCOMMANDS:
-            import importlib
-
-            try:
-                module = importlib.import_module(SUBCOMMANDS[argv[0]])
-            except ImportError as exc:
-                hint = " (pip install 'neural-audio-tokenizer[export]')" if argv[0] == "export" else ""
-                raise NatError(f"'nat {argv[0]}' is not available: {exc}{hint}") from None
-            return int(module.main(argv[1:]) or 0)
-        return run(argv)
-    except NatError as exc:
-        if isinstance(exc, OutputError):
-            _silence_stdout()  # a failed stdout write may leave a partial line buffered
-        print(f"nat: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except BrokenPipeError:
-        _silence_stdout()
-        return EXIT_BROKEN_PIPE
-    except KeyboardInterrupt:
-        _finish_stdout()
-        print("nat: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Terminated:
-        _finish_stdout()
-        print("nat: terminated", file=sys.stderr)
-        return EXIT_TERMINATED
-    except Exception as exc:  # a bug, or a pack model failing at run time: one line, no traceback
-        if os.environ.get("NAT_DEBUG"):
-            raise
-        reason = " ".join(str(exc).split())[:300] or "no message"
-        print(f"nat: internal error: {type(exc).__name__}: {reason} (NAT_DEBUG=1 shows the traceback)", file=sys.stderr)
-        return EXIT_INTERNAL
-
-
-def threading_main() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
-def _finish_stdout() -> None:
-    """Interrupted: write out the whole lines still buffered (stdout holds only whole lines,
-    so it then ends on one); if the reader is gone, drop them quietly."""
-    try:
-        sys.stdout.flush()
-    except (OSError, ValueError, KeyboardInterrupt, Terminated):  # a second signal: give up
-        _silence_stdout()
-
-
-def _silence_stdout() -> None:
-    """After EPIPE, point stdout at /dev/null so the interpreter's final flush stays quiet."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,5 +1,5 @@
-"""``nat prompt INPUT``: a ready-to-paste LLM prompt, the seed's question followed by the
-token stream, fitted to a token budget.
+"""``nat prompt INPUT``: a ready-to-paste LLM prompt, the original script's question followed
+by the token stream, fitted to a token budget.
 
 The stream keeps its header (legend included: the LLM needs it to read the numbers) and
 stats line. When the dense stream is over budget, runs of identical frames are merged
@@ -14,11 +14,14 @@ tokenized, which is then only re-fitted.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from .errors import EXIT_OK, EXIT_USAGE, InputError, NatError
-from .records import LineOptions
+from ..errors import EXIT_OK, InputError, NatError
+from ..runtime import formats
+from ..runtime.records import LineOptions
+from ..runtime.stream import TokenStream
+from . import command
+from .budget import estimate_tokens, fit_stream
 
 DEFAULT_BUDGET = 30000
 TOKEN_FILE_SUFFIXES = (".ndjson", ".jsonl")
@@ -47,95 +50,72 @@ examples:
 """
 
 
-def question(header: dict) -> str:
-    fit = header.get("fit", {})
-    line_s = fit.get("line_s", round(1 / header["frame_rate"], 3))
-    from .formats import fmt_time, level_names
-
-    s_names, a_names = level_names(header)
-    return QUESTION.format(line_s=fmt_time(line_s), s=len(s_names), a=len(a_names))
+def question(stream: TokenStream) -> str:
+    """The question, naming how long a line is and how many tokens each stream has."""
+    header = stream.header
+    line_s = header.get("fit", {}).get("line_s", round(1 / header["frame_rate"], 3))
+    return QUESTION.format(line_s=formats.fmt_time(line_s), s=len(stream.s_names), a=len(stream.a_names))
 
 
 def renderer(fmt: str):
-    """line objects -> the stream's text, in ``fmt`` (ndjson or text)."""
-    from . import formats
-
+    """(stream, line options) -> the stream's text, in ``fmt`` (ndjson or text)."""
     output = formats.get(fmt)
 
-    def render(lines: list[dict]) -> str:
-        rle = "rle" in lines[0].get("encoding", {}).get("mode", "")
-        return formats.render_text_of(output, lines, LineOptions(0, rle=rle))
+    def render(stream: TokenStream, options: LineOptions) -> str:
+        return formats.render_text_of(output, stream, options)
 
     return render
 
 
-def build_prompt(header: dict, frames, stats: dict, budget: int, fmt: str = "ndjson") -> str:
-    """The prompt text: question, blank line, the fitted stream."""
-    from .budget import estimate_tokens, fit_stream
+def build_prompt(stream: TokenStream, budget: int, fmt: str = "ndjson") -> str:
+    """The prompt text: question, blank line, the stream fitted to ``budget`` LLM tokens.
 
+    ``stream``: one input's stream with all its frames known; ``fmt``: ndjson or text."""
     render = renderer(fmt)
-    overhead = estimate_tokens(question(header) + "\n")
-    fit = fit_stream(header, frames, stats, budget, render, overhead)
+    overhead = estimate_tokens(question(stream) + "\n")
+    fit = fit_stream(stream, budget, render, overhead)
     if fit is None:
-        from .budget import stream_dicts
-
-        smallest = stream_dicts(header, frames[:1], stats, LineOptions(0), header["frame_rate"])
-        need = estimate_tokens(render(smallest)) + overhead
+        first = TokenStream.complete(stream.header, list(stream.frames)[:1], stream.stats)
+        need = estimate_tokens(render(first, LineOptions(0))) + overhead
         raise NatError(f"--budget {budget} is too small: the question, header and one frame alone need ~{need} tokens")
-    return question(fit.lines[0]) + "\n" + render(fit.lines)
+    return question(fit.stream) + "\n" + render(fit.stream, fit.options)
 
 
-def _load_tokens(path: str):
-    """(header, frames, stats) from a NAT NDJSON file holding one stream."""
-    from .reader import read_path
+def _load_tokens(path: str) -> TokenStream:
+    """The one stream of a NAT NDJSON file."""
+    from ..runtime.reader import read_path
 
     streams = read_path(path)
     if len(streams) != 1:
         raise NatError(f"{path}: holds {len(streams)} streams; nat prompt takes one")
     stream = streams[0]
-    if stream.kind != "nat":
+    if stream.header.get("format") != "nat-tokens":
         raise NatError(f"{path}: a lam_audio_tokens file; nat prompt reads audio or NAT NDJSON (retokenize the audio)")
     if stream.error:
         raise InputError(f"{path}: holds an error record, not tokens ({stream.error})")
-    frames = stream.frame_objects()
-    stats = stream.stats or {"type": "stats", "frames": len(frames), "lines": 0, "duration_s": stream.header["source"].get("duration_s", 0.0), "nonfinite_samples": 0, "tokens": {}}
-    return stream.header, frames, stats
+    if stream.stats is None:
+        frames = list(stream.frames)
+        stats = {"type": "stats", "frames": len(frames), "lines": 0, "duration_s": stream.header["source"].get("duration_s", 0.0), "nonfinite_samples": 0, "tokens": {}}
+        stream = TokenStream.complete(stream.header, frames, stats)
+    return stream
 
 
-def _tokenize(args):
-    from .audio import display_name, open_bytes, open_path
-    from .ndjson import stream_lines
-    from .records import expand
-    from .reader import TokenStream
-    from .tokenizer import Tokenizer
+def _tokenize(args) -> TokenStream:
+    """The stream of an audio input, all frames computed (fitting needs them all)."""
+    from ..runtime.tokenizer import Tokenizer  # onnxruntime and the decoders: only for audio
 
     tokenizer = Tokenizer.load(args.pack, device=args.device, threads=args.threads)
     if args.input == "-":
-        source = open_bytes(sys.stdin.buffer.read(), "stdin", args.raw_rate)
-    else:
-        source = open_path(args.input, args.raw_rate)
-    lines = list(stream_lines(tokenizer, source, LineOptions(0)))
-    header, stats = lines[0], lines[-1]
-    levels = list(header["streams"]["S"]["tokens"]) + list(header["streams"]["A"]["tokens"])
-    fr = header["frame_rate"]
-    stream = TokenStream("nat", display_name(args.input), fr, levels, None, "", None)
-    for frame in expand(lines[1:-1], fr):
-        stream.frames[round(frame["t"] * fr)] = tuple(frame[k] for k in levels)
-    return header, stream.frame_objects(), stats
+        return tokenizer.stream(sys.stdin.buffer.read(), "stdin", args.raw_rate).materialized()
+    return tokenizer.stream(args.input, raw_rate=args.raw_rate).materialized()
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        print(f"nat: prompt: {message} (see nat prompt --help)", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="nat prompt",
-        description="Print an LLM prompt: the question the seed asked, then the token stream, fitted to a token budget.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def build_parser() -> command.Parser:
+    p = command.parser(
+        "nat prompt",
+        "Print an LLM prompt: the question the original script asked, then the token stream, fitted to a token budget.",
+        EPILOG,
+        label="prompt: ",
     )
     p.add_argument("input", metavar="INPUT", help="audio file ('-': stdin) or a NAT .ndjson/.jsonl token file")
     p.add_argument("--budget", type=int, default=DEFAULT_BUDGET, metavar="TOKENS", help=f"LLM tokens the whole prompt may use (default {DEFAULT_BUDGET})")
@@ -152,19 +132,12 @@ def run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.budget < 1:
         raise NatError("--budget must be a positive number of tokens")
-    if args.input.lower().endswith(TOKEN_FILE_SUFFIXES):
-        header, frames, stats = _load_tokens(args.input)
-    else:
-        header, frames, stats = _tokenize(args)
-    text = build_prompt(header, frames, stats, args.budget, args.format)
+    stream = _load_tokens(args.input) if args.input.lower().endswith(TOKEN_FILE_SUFFIXES) else _tokenize(args)
+    text = build_prompt(stream, args.budget, args.format)
     if args.output and args.output != "-":
-        from pathlib import Path
+        from ..runtime.sinks import atomic_write
 
-        from .sinks import _AtomicFile
-
-        out = _AtomicFile(Path(args.output))
-        out.write(text.encode("utf-8"))
-        out.commit()
+        atomic_write(args.output, text.encode("utf-8"))
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -173,8 +146,4 @@ def run(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point for ``nat prompt``."""
-    try:
-        return run(list(sys.argv[1:] if argv is None else argv))
-    except NatError as exc:
-        print(f"nat: prompt: {exc}", file=sys.stderr)
-        return exc.exit_code
+    return command.main(run, argv, "prompt: ")

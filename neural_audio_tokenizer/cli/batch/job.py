@@ -1,7 +1,7 @@
 """One library file -> its NDJSON file: the unit of work a ``nat batch`` worker process runs.
 
-The lines are exactly what ``nat`` writes for the same input (the same stream_lines and
-error_record, as in cli.tokenize_items), into a temporary file renamed into place when
+The lines are exactly what ``nat`` writes for the same input (the same token stream,
+NDJSON writer and error_record, as in cli/nat.tokenize_items), into a temporary file renamed into place when
 complete, so a killed run never leaves a half file under a final name. A rerun skips an
 input whose output is complete (header ... stats) and was made from the same bytes, pack
 and options; everything else is redone.
@@ -9,18 +9,17 @@ and options; everything else is redone.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from .audio import open_path
-from .errors import InputError, NatError, OutputError
-from .ndjson import dumps, error_record, stream_lines
-from .records import LineOptions
-from .sinks import _AtomicFile
+from ...errors import InputError, NatError, OutputError
+from ...runtime.audio import open_path, sha256_file
+from ...runtime.ndjson import dumps, error_record, lines
+from ...runtime.records import LineOptions
+from ...runtime.sinks import AtomicFile
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ class Worker:
     """Holds one Tokenizer, loaded once, and runs jobs with it."""
 
     def __init__(self, settings: Settings) -> None:
-        from .tokenizer import Tokenizer
+        from ...runtime.tokenizer import Tokenizer
 
         self.settings = settings
         self.tokenizer = Tokenizer.load(settings.pack, device=settings.device, threads=settings.threads, spinning=False)
@@ -94,17 +93,15 @@ class Worker:
             out.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"cannot write in {out.parent}: {exc.strerror or exc}") from None
-        file = _AtomicFile(out)
+        file = AtomicFile(out)
         result = Result(job.index, "ok")
         try:
             try:
-                source = open_path(job.path, s.raw_rate, name=job.rel)
-                for line in stream_lines(self.tokenizer, source, s.options):
-                    if line.get("type") == "header":
-                        result.sha256 = line["source"]["sha256"]
-                    elif line.get("type") == "stats":
-                        result.frames, result.duration_s = line["frames"], line["duration_s"]
+                stream = self.tokenizer.stream(open_path(job.path, s.raw_rate, name=job.rel))
+                result.sha256 = stream.header["source"]["sha256"]
+                for line in lines(stream, s.options):
                     file.write(dumps(line).encode("ascii"))
+                result.frames, result.duration_s = stream.stats["frames"], stream.stats["duration_s"]
             except InputError as exc:
                 result.status, result.error = "error", str(exc)
                 file.write(dumps(error_record(job.rel, exc)).encode("ascii"))
@@ -131,14 +128,10 @@ def _first_and_last_line(path: str, tail: int = 1 << 16) -> tuple[bytes, bytes]:
 
 
 def _sha256(path: str) -> str | None:
-    h = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
+        return sha256_file(path)[1]
     except OSError:
         return None
-    return h.hexdigest()
 
 
 # --- the worker process ------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""``nat --all-outputs``: token files, pictures, metrics and a Markdown report per input."""
