@@ -54,7 +54,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-PEAK_GFLOPS_2CORES = 200.0  # fp32 GEMM peak measured on the 2-core reference machine (docs/performance.md)
+# The matrix products of a MERT-95M layer over one 12 s chunk (899 frames): what "% of peak"
+# is measured with, through onnxruntime (its MLAS kernels run the model) and numpy (BLAS).
+PEAK_SHAPES = ((899, 768, 3072), (899, 3072, 768), (899, 768, 768))
 SEED = 95
 TOKENS = [f"{s}{i}" for s in "SA" for i in range(4)]
 
@@ -367,6 +369,67 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
+def gemm_peak(threads: int, repeat: int = 5) -> dict:
+    """fp32 GEMM GFLOP/s on PEAK_SHAPES with ``threads`` threads: onnxruntime (a MatMul graph
+    run as the runtime runs models) and numpy; the best of ``repeat`` rounds each."""
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    flops = sum(2.0 * m * k * n for m, k, n in PEAK_SHAPES)
+    inputs, ort_runs = [], []
+    for i, (m, k, n) in enumerate(PEAK_SHAPES):
+        a = rng.standard_normal((m, k), dtype=np.float32)
+        b = rng.standard_normal((k, n), dtype=np.float32)
+        inputs.append((a, b))
+        graph = helper.make_graph(
+            [helper.make_node("MatMul", ["a", "b"], ["c"])],
+            f"gemm{i}",
+            [helper.make_tensor_value_info("a", TensorProto.FLOAT, [m, k])],
+            [helper.make_tensor_value_info("c", TensorProto.FLOAT, [m, n])],
+            initializer=[numpy_helper.from_array(b, "b")],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        ort_runs.append((session, a))
+
+    def best(run) -> float:
+        run()  # warm-up: first-call allocations and thread start
+        times = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - t)
+        return flops / min(times) / 1e9
+
+    result = {"threads": threads, "shapes": [list(s) for s in PEAK_SHAPES]}
+    result["onnxruntime"] = round(best(lambda: [sess.run(None, {"a": a}) for sess, a in ort_runs]), 1)
+    result["numpy"] = round(best(lambda: [a @ b for a, b in inputs]), 1)
+    result["peak"] = max(result["onnxruntime"], result["numpy"])
+    return result
+
+
+def child_peak(args: argparse.Namespace) -> int:
+    print(json.dumps(gemm_peak(args.threads or len(os.sched_getaffinity(0)))))
+    return 0
+
+
+def measure_peak(cpus: int, log) -> dict:
+    """gemm_peak in its own process, pinned like the children (torch is not loaded there)."""
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", LAUNCHER, str(cpus), os.devnull, sys.executable, str(Path(__file__).resolve()), "--child", "peak"],
+        capture_output=True, text=True, cwd=REPO,
+    )
+    if out.returncode:
+        log(f"GEMM peak not measured: {out.stderr.strip()[-300:]}")
+        return {}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def measure(cmd: list[str], out_path: Path, cpus: int, timeout: float | None = None) -> dict:
     """Run ``cmd``; timestamps of its first stdout lines, its NDJSON saved, its peak RSS."""
     report = out_path.with_suffix(".rusage")
@@ -500,16 +563,23 @@ def whole_file(pipeline, source, run):
 # --- the benchmark --------------------------------------------------------------------------------
 
 
+SIMD_FLAGS = ("avx512f", "avx512_bf16", "avx512_vnni", "avx512vl", "avx2", "fma", "avx", "sse4_2", "amx_tile", "asimd", "sve")
+
+
 def machine() -> dict:
-    model = ""
+    """The CPU (``lscpu`` model name and its SIMD flags) and the library versions."""
+    model, flags = "", []
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), "")
+        fields = dict(ln.split(":", 1) for ln in out.splitlines() if ":" in ln)
+        model = fields.get("Model name", "").strip()
+        have = set(fields.get("Flags", "").split())
+        flags = [f for f in SIMD_FLAGS if f in have]
     except OSError:
         pass
     import onnxruntime as ort
 
-    info = {"cpu": model, "cpus_available": len(os.sched_getaffinity(0)), "python": platform.python_version(), "onnxruntime": ort.__version__}
+    info = {"cpu": model, "simd": flags, "cpus_available": len(os.sched_getaffinity(0)), "python": platform.python_version(), "onnxruntime": ort.__version__}
     try:
         from importlib.metadata import version
 
@@ -621,7 +691,7 @@ def summary_line(r: Run) -> str:
     )
 
 
-def table(runs: list[Run], peak: float) -> str:
+def table(runs: list[Run], peak: float | None) -> str:
     head = "| run | audio | RTF | RTF after start-up | vs torch | TTFF s | peak RSS MB | GFLOP | GFLOP/s (% of peak) | min token agreement | others' load |"
     lines = [head, "|" + "---|" * 11]
     torch_rtf = {r.seconds: r.rtf for r in runs if r.label == "torch" and not r.error}
@@ -631,7 +701,7 @@ def table(runs: list[Run], peak: float) -> str:
             continue
         comparable = r.backend in ("runtime", "torch") and r.label != "torch"  # the same pack's work (not builtin)
         ratio = f"{r.rtf / torch_rtf[r.seconds]:.2f}x" if comparable and r.seconds in torch_rtf else "-"
-        gf = "-" if r.gflop_s is None else f"{r.gflop_s:.0f} ({r.gflop_s / peak:.0%})"
+        gf = "-" if r.gflop_s is None else f"{r.gflop_s:.0f} ({r.gflop_s / peak:.0%})" if peak else f"{r.gflop_s:.0f}"
         agree = ", ".join(f"{fmt(v.get('min'), '.2%', v.get('note', '-'))} vs {k}" for k, v in r.agreement.items()) or "-"
         lines.append(
             f"| {r.label} | {r.seconds} s | {r.rtf:.2f}x | {fmt(r.rtf_after_startup, '.2f')}x | {ratio} | {fmt(r.ttff_s, '.2f')} | "
@@ -679,7 +749,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-long-torch", action="store_true", help="no torch run on the longest file")
     p.add_argument("--repeat", type=int, default=1, help="run each measurement on files up to 60 s this many times, keep the fastest (a busy machine)")
     # internal: the child processes
-    p.add_argument("--child", choices=("torch", "runtime"), help=argparse.SUPPRESS)
+    p.add_argument("--child", choices=("torch", "runtime", "peak"), help=argparse.SUPPRESS)
     p.add_argument("--pack", help=argparse.SUPPRESS)
     p.add_argument("--mert", help=argparse.SUPPRESS)
     p.add_argument("--w2v", help=argparse.SUPPRESS)
@@ -692,6 +762,8 @@ def main(argv: list[str] | None = None) -> int:
         return child_torch(args)
     if args.child == "runtime":
         return child_runtime(args)
+    if args.child == "peak":
+        return child_peak(args)
 
     def log(msg: str) -> None:
         print(f"perf: {msg}", file=sys.stderr, flush=True)
@@ -715,6 +787,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if all("mb" in v for v in sizes.values()) else 1
     t0 = time.monotonic()
     setup = prepare(work, args.quick, lengths, log)
+    log("measuring this machine's fp32 GEMM peak (onnxruntime and numpy, the model's matrix shapes)")
+    peak = measure_peak(args.cpus, log)
     outdir = work / "out"
     outdir.mkdir(exist_ok=True)
     results: dict = {}
@@ -731,7 +805,7 @@ def main(argv: list[str] | None = None) -> int:
         "device": args.device,
         "quick": args.quick,
         "audio": setup["audio_kind"],
-        "peak_gflop_s": PEAK_GFLOPS_2CORES,
+        "gemm_peak": peak,
         "runs": [asdict(r) for r in runs],
         "bench_s": round(time.monotonic() - t0, 1),
     }
@@ -742,9 +816,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report, indent=1))
     else:
         m = report["machine"]
-        print(f"machine: {m['cpu']}, {m['cpus_available']} CPUs (children pinned to {args.cpus or 'all'}); onnxruntime {m['onnxruntime']}, torch {m.get('torch', '-')}")
+        print(f"machine: {m['cpu']} ({' '.join(m['simd']) or 'no SIMD flags read'}), {m['cpus_available']} CPUs (children pinned to {args.cpus or 'all'}); onnxruntime {m['onnxruntime']}, torch {m.get('torch', '-')}")
+        if peak:
+            print(f"fp32 GEMM peak, measured now on {peak['threads']} threads: {peak['peak']:.0f} GFLOP/s (onnxruntime {peak['onnxruntime']:.0f}, numpy {peak['numpy']:.0f}); % of peak below is against it")
         print(f"audio: {report['audio']}")
-        print(table(runs, PEAK_GFLOPS_2CORES))
+        print(table(runs, peak.get("peak")))
         if "venv_sizes_mb" in report:
             print("installed size: " + ", ".join(f"{k} venv {v.get('mb', '?')} MB" for k, v in report["venv_sizes_mb"].items()))
         print(f"bench took {report['bench_s']:.0f} s")

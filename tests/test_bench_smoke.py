@@ -50,3 +50,11 @@ def test_cuda_mode_fails_clearly_without_a_cuda_onnxruntime(capsys):
     assert perf.main(["--device", "cuda"]) == 2
     err = capsys.readouterr().err
     assert "--device cuda needs onnxruntime-gpu" in err and "CPUExecutionProvider" in err
+
+
+def test_gemm_peak_is_measured_here_and_names_the_machine():
+    peak = perf.gemm_peak(threads=1, repeat=1)
+    assert peak["onnxruntime"] > 1 and peak["numpy"] > 1  # GFLOP/s; any CPU this runs on does more
+    assert peak["peak"] == max(peak["onnxruntime"], peak["numpy"])
+    info = perf.machine()
+    assert info["cpu"] and isinstance(info["simd"], list)

@@ -236,7 +236,7 @@ def run(argv: list[str]) -> int:
     # CUDA runs one call at a time whatever the inputs (session.parallelism): no probing there
     threads = args.threads or (cores() if device == "cpu" and _all_one_chunk(items, pack.window_s) else 0)
     tokenizer = Tokenizer(pack, SessionOptions(args.device, threads, spinning=True))
-    del pack  # the tokenizer keeps what it needs; this copy holds the models' bytes (~0.4 GB)
+    del pack  # the tokenizer keeps what it needs; this copy holds the models' bytes
     if args.all_outputs:
         from .report.outputs import write_all_outputs
 

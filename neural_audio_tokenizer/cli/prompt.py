@@ -18,7 +18,9 @@ import sys
 
 from ..errors import EXIT_OK, InputError, NatError
 from ..runtime import formats
+from ..runtime.reader import read_path
 from ..runtime.records import LineOptions
+from ..runtime.sinks import atomic_write
 from ..runtime.stream import TokenStream
 from . import command
 from .budget import estimate_tokens, fit_stream
@@ -83,8 +85,6 @@ def build_prompt(stream: TokenStream, budget: int, fmt: str = "ndjson") -> str:
 
 def _load_tokens(path: str) -> TokenStream:
     """The one stream of a NAT NDJSON file."""
-    from ..runtime.reader import read_path
-
     streams = read_path(path)
     if len(streams) != 1:
         raise NatError(f"{path}: holds {len(streams)} streams; nat prompt takes one")
@@ -135,8 +135,6 @@ def run(argv: list[str]) -> int:
     stream = _load_tokens(args.input) if args.input.lower().endswith(TOKEN_FILE_SUFFIXES) else _tokenize(args)
     text = build_prompt(stream, args.budget, args.format)
     if args.output and args.output != "-":
-        from ..runtime.sinks import atomic_write
-
         atomic_write(args.output, text.encode("utf-8"))
     else:
         sys.stdout.write(text)

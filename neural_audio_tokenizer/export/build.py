@@ -194,7 +194,7 @@ def build_pack(opts: BuildOptions, log: Callable[[str], None] = lambda msg: prin
         train, held_out = split_corpus(files)
         log(f"corpus: {len(files)} clips ({len(train)} for codebooks, {len(held_out)} held out for verification)")
         features = collect_training_features(opts, exported, train, log)
-        streams, fit_report = fit_streams(opts, exported, features, log)
+        streams, fit_report = fit_streams(opts, features, log)
         names = _display_names(files)
         corpus_meta.update(
             clips=[_file_info(f, names[os.fspath(f)]) for f in files],
@@ -282,7 +282,7 @@ def collect_training_features(opts: BuildOptions, exported: Exported, train: Seq
         raise CorpusError(str(exc)) from None
 
 
-def fit_streams(opts: BuildOptions, exported: Exported, features: dict[str, np.ndarray], log: Callable[[str], None]) -> tuple[dict, dict]:
+def fit_streams(opts: BuildOptions, features: dict[str, np.ndarray], log: Callable[[str], None]) -> tuple[dict, dict]:
     """Step 3: per stream, normalization and residual VQ codebooks. (streams for write_pack, fit report)."""
     from ..codebooks.fit import apply_normalization, fit_normalization, fit_rvq
 

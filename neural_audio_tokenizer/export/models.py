@@ -36,10 +36,6 @@ POS_CONV = "encoder.pos_conv_embed.conv"
 # Prefixes a MERT checkpoint's keys may carry when saved from a wrapper around the backbone
 # (``MERTModel.base_model_prefix``); stripped explicitly, anything else must match exactly.
 MERT_PREFIXES = ("mert_model.",)
-# MERT config keys that have no HuBERT counterpart and do not change the forward pass of a
-# released checkpoint. ``attention_relax`` is only read by the deepnorm encoder layers,
-# which are refused, so with deepnorm off it has no effect.
-MERT_ONLY_KEYS = ("sample_rate", "feature_extractor_cqt", "feature_extractor_cqt_bins", "deepnorm", "attention_relax")
 
 
 class ModelError(NatError):

@@ -139,7 +139,7 @@ def quantize_int8(model_bytes: bytes) -> bytes:
         return dst.read_bytes()
 
 
-# Normalization and its reductions stay fp32 (issue #3): their sums over 768 channels are
+# Normalization and its reductions stay fp32: their sums over hundreds of channels are
 # where half precision loses most, and they are cheap.
 FP16_KEEP_FP32 = ["LayerNormalization", "GroupNormalization", "InstanceNormalization", "ReduceMean", "Pow", "Sqrt", "Div", "Softmax", "Erf"]
 

@@ -38,21 +38,25 @@ tests hold the two equal. Ray itself is imported only by :func:`run_batch` (``na
 
 from __future__ import annotations
 
+import importlib
 import json
+import logging
 import os
 import sys
+import time
 
+from ..cli.batch.job import Result
+from ..cli.batch.main import INDEX, summarize, write_index
 from ..errors import InputError, NatError
 from ..runtime.audio import RAW_RATE, display_name, open_bytes, open_path
 from ..runtime.ndjson import dumps, error_record, header_line, stats_line
 from ..runtime.records import Frame, LineOptions, frame_lines, frame_time
+from ..runtime.tokenizer import Tokenizer
 
 INSTALL = "pip install 'neural-audio-tokenizer[ray]'"
 
 
 def _require(module: str):
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError:
@@ -63,8 +67,6 @@ class Tokenize:
     """Ray Data ``map_batches`` class: rows of audio (path and/or bytes) -> token rows."""
 
     def __init__(self, pack=None, *, device: str = "cpu", threads: int = 1, keyframe_interval: float = 5.0, delta: bool = False, rle: bool = False, raw_rate: int = RAW_RATE, root: str | None = None) -> None:
-        from ..runtime.tokenizer import Tokenizer
-
         self.pa = _require("pyarrow")
         self.tokenizer = Tokenizer.load(pack, device=device, threads=threads, spinning=False)
         self.options = LineOptions(keyframe_interval, delta, rle)
@@ -142,15 +144,10 @@ def to_ndjson(row: dict) -> bytes:
     return "".join(lines).encode("ascii")
 
 
-def run_batch(entries, root: str, out, settings, workers: int, address: str | None, quiet: bool) -> int:
+def run_batch(entries, out, settings, workers: int, address: str | None, quiet: bool) -> int:
     """``nat batch --engine ray``: the same inputs and names, tokens to ``OUT/parquet/``,
     and ``OUT/index.jsonl`` as the local engine writes it. No resume: a rerun needs an
     empty ``OUT/parquet``."""
-    import time
-
-    from ..cli.batch.job import Result
-    from ..cli.batch.main import INDEX, summarize, write_index
-
     ray = _require("ray")
     _require("ray.data")
     pq = _require("pyarrow.parquet")
@@ -159,8 +156,6 @@ def run_batch(entries, root: str, out, settings, workers: int, address: str | No
         raise NatError(f"{target} is not empty; the Ray engine does not resume (remove it or pick another --out)")
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    import logging
-
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # nat's stderr: one line per message
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = not quiet and sys.stderr is not None and sys.stderr.isatty()

@@ -1,7 +1,7 @@
 """Cut an encoder-rate sample stream into fixed chunks, and pool encoder frames to pack frames.
 
-Whole-file attention does not scale (a MERT-shaped model needs ~11 GiB for 120 s and fails
-at 300 s, issue #4), so audio goes through the encoder in chunks: a *core* of
+Whole-file attention does not scale (its memory grows with the square of the length:
+docs/performance.md), so audio goes through the encoder in chunks: a *core* of
 ``window_s`` seconds whose frames are kept, with ``context_s`` seconds of real audio on each
 side so the core's frames see what surrounds them. Chunk ``j``'s core starts at
 ``j * window_s`` regardless of how the audio arrived, so the same file gives the same

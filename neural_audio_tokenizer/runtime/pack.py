@@ -320,9 +320,8 @@ def _load(root: Path) -> Pack:
     enc_specs = manifest.get("encoders")
     if not isinstance(enc_specs, dict) or not enc_specs:
         raise _fail("manifest.json", "missing encoders")
-    # Read, hash and check the encoders at once (hashlib and file reads release the GIL):
-    # 0.44 -> 0.29 s for mert-w2v's 415 MB. map() hands back results, and raises the first
-    # failure, in manifest order, so a bad pack always gives the same message.
+    # Read, hash and check the encoders at once (hashlib and file reads release the GIL);
+    # map() raises the first failure in manifest order, so a bad pack always reads the same.
     with ThreadPoolExecutor(len(enc_specs)) as pool:
         checked = dict(zip(enc_specs, pool.map(lambda item: _encoder(root, item[0], item[1], frame_rate), enc_specs.items())))
     encoders = {n: spec for n, (spec, _) in checked.items()}

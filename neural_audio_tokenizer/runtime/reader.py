@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Iterable, Iterator
 
 from ..errors import NatError
@@ -57,8 +58,6 @@ def parse_lines(lines: Iterable[str], label: str) -> Iterator[tuple[int, dict]]:
 
 def read_path(path: str) -> list[TokenStream]:
     """Every stream in a file ('-': stdin)."""
-    import sys
-
     label = "stdin" if path == "-" else path
     try:
         if path == "-":

@@ -17,9 +17,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-TOKEN_NAMES = ("S0", "S1", "S2", "S3", "A0", "A1", "A2", "A3")
-
-
 @dataclass(frozen=True, slots=True)
 class Frame:
     """One pack frame: its index, start time (s) and codes per stream level."""

@@ -1,19 +1,15 @@
 """onnxruntime sessions: execution providers, threads, and the settings that keep tokens exact.
 
-Provider choices are measurements, not taste (issue #4):
-- CUDA: TF32 (the CUDA EP's default) changed 0.6% of frames' tokens; ``use_tf32=0`` gave
-  tokens identical to the CPU provider, so NAT always turns it off. cuDNN's exhaustive
-  algorithm search can pick different kernels run to run; ``HEURISTIC`` keeps the choice fixed.
-- Thread spinning: with another thread pool in the process (torch, a host app), ORT's
-  spinning workers slowed both sides 2-3x; the API turns spinning off unless asked.
-- CPU parallelism (docs/performance.md): by default each CPU session runs single-threaded
-  and ``workers`` encoder calls (one per core) run at once, on different chunks or
-  encoders, instead of one call at a time spread over every core.
-- Memory: ORT's memory-pattern planner keeps one planned block per input shape (first,
-  middle and last chunks differ), which grew peak RSS by ~0.4 GB on mert-w2v; the arena
-  alone reuses its blocks across shapes at the same speed, so patterns are off. The
-  Python wrapper would keep a reference to the model bytes for ever (its own TODO says
-  so); on the CPU, where it never rebuilds the session, that reference is dropped.
+Each setting answers a measurement (figures in docs/performance.md, "Session settings"):
+- CUDA: TF32, the CUDA provider's default, changes tokens, so it is always off; cuDNN's
+  algorithm search is ``HEURISTIC`` so the kernels chosen do not vary run to run.
+- Thread spinning is off unless asked: beside another thread pool in the process (torch, a
+  host app) spinning workers slow both sides.
+- CPU parallelism: by default each CPU session runs single-threaded and ``workers``
+  encoder calls (one per core) run at once, on different chunks or encoders.
+- Memory: ORT's memory-pattern planner keeps a block per input shape (first, middle and
+  last chunks differ), so patterns are off; the arena alone reuses blocks across shapes.
+  The model bytes the Python wrapper keeps are dropped on the CPU, which never needs them.
 """
 
 from __future__ import annotations
@@ -106,17 +102,13 @@ def create_session(model: bytes, label: str, options: SessionOptions) -> ort.Inf
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PackError(f"pack {label}: onnxruntime refused the model: {reason}") from None
     if device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
-        # onnxruntime falls back to the CPU, with only a log line, when its CUDA provider
-        # cannot start (CUDA or cuDNN libraries missing): --device cuda must not quietly
-        # run 100x slower.
+        # onnxruntime falls back to the CPU with only a log line: --device cuda must not quietly run on the CPU.
         raise DeviceError(
             f"--device cuda: onnxruntime could not start its CUDA provider for {label} "
             "(are the CUDA and cuDNN libraries it was built for on LD_LIBRARY_PATH?); use --device cpu"
         )
     if device == "cpu" and getattr(session, "_model_bytes", None) is not None:
-        # onnxruntime keeps the serialized model only to rebuild the session on a provider
-        # fallback, which a CPU-only session never does: let the bytes go (a neural pack's
-        # are ~0.4 GB).
+        # kept by onnxruntime only to rebuild the session on a provider fallback, which a CPU session never does
         session._model_bytes = None
     return session
 

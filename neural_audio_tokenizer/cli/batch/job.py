@@ -20,6 +20,7 @@ from ...runtime.audio import open_path, sha256_file
 from ...runtime.ndjson import dumps, error_record, lines
 from ...runtime.records import LineOptions
 from ...runtime.sinks import AtomicFile
+from ...runtime.tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,6 @@ class Worker:
     """Holds one Tokenizer, loaded once, and runs jobs with it."""
 
     def __init__(self, settings: Settings) -> None:
-        from ...runtime.tokenizer import Tokenizer
-
         self.settings = settings
         self.tokenizer = Tokenizer.load(settings.pack, device=settings.device, threads=settings.threads, spinning=False)
 

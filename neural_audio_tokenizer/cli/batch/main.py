@@ -19,23 +19,30 @@ failed (the others were written; index.jsonl says which), 2 usage/pack/device er
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import os
+import shutil
 import sys
 import time
 from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from ...errors import EXIT_INPUT_FAILED, EXIT_OK, NatError, OutputError
+from ...packs import resolve_pack
 from ...runtime.audio import AUDIO_EXTENSIONS, RAW_RATE
+from ...runtime.pack import load_pack
 from ...runtime.records import LineOptions
-from ...runtime.session import cores
+from ...runtime.session import cores, resolve_device
 from ...runtime.sinks import AtomicFile
 from .. import command
-from .job import Job, Result, Settings
+from .job import Job, Result, Settings, init_process, run_job
 from .library import discover, output_path, parse_extensions
 
 INDEX = "index.jsonl"
-ENGINES = "neural_audio_tokenizer.batch_engines"  # entry points: name -> run_batch(entries, root, out, settings, workers, address, quiet)
+ENGINES = "neural_audio_tokenizer.batch_engines"  # entry points: name -> run_batch(entries, out, settings, workers, address, quiet)
 
 EPILOG = """\
 OUT/REL.ndjson equals `cd ROOT && nat [options] REL`; ROOT is INPUT itself for a folder.
@@ -93,7 +100,7 @@ def run(argv: list[str]) -> int:
             print(f"nat: {args.input}: no audio files (extensions: {args.ext}; see --ext)", file=sys.stderr)
         return EXIT_INPUT_FAILED if problems else EXIT_OK
     if args.engine != "local":
-        code = engine(args.engine)(entries, root, out, settings, args.workers, args.address, args.quiet)
+        code = engine(args.engine)(entries, out, settings, args.workers, args.address, args.quiet)
         return code or (EXIT_INPUT_FAILED if problems else EXIT_OK)
     jobs = [Job(i, e.rel, e.rel, str(output_path(out, e.rel))) for i, e in enumerate(entries)]
     results: dict[int, Result] = {i: Result(i, "error", error=e.problem) for i, e in enumerate(entries) if e.problem}
@@ -113,8 +120,6 @@ def run(argv: list[str]) -> int:
 def engine(name: str):
     """The ``run_batch`` of an engine plugged in under ENGINES (the Ray integration is one):
     integrations build on this tool, so it finds them by name instead of importing them."""
-    from importlib.metadata import entry_points
-
     for point in entry_points(group=ENGINES):
         if point.name == name:
             return point.load()
@@ -124,10 +129,6 @@ def engine(name: str):
 def _check_pack(pack: str | None, device: str) -> str:
     """Fail once, in the parent, on a bad pack or device, rather than in every worker; the
     pack's absolute folder, since workers run from the root."""
-    from ...packs import resolve_pack
-    from ...runtime.pack import load_pack
-    from ...runtime.session import resolve_device
-
     folder = resolve_pack(pack).resolve()
     load_pack(folder)
     resolve_device(device)
@@ -160,8 +161,6 @@ def schedule(jobs: list[Job], settings: Settings, workers: int, on_result) -> No
 
 
 def _context():
-    import multiprocessing as mp
-
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(["neural_audio_tokenizer.cli.batch.job", "neural_audio_tokenizer.runtime.tokenizer"])
@@ -172,11 +171,6 @@ def _context():
 def _run_pool(jobs: deque, settings: Settings, workers: int, on_result) -> list[Job]:
     """Feed ``jobs`` to a fresh pool until it is empty or a worker dies; returns the jobs
     that were in flight when one died (the rest stay in ``jobs``)."""
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
-
-    from .job import init_process, run_job
-
     pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=_context(), initializer=init_process, initargs=(settings,))
     inflight: dict = {}
     lost: list[Job] = []
@@ -244,8 +238,6 @@ class _Progress:
         self.started = time.monotonic()
         if not quiet and sys.stderr is not None and sys.stderr.isatty():
             try:
-                import shutil
-
                 from tqdm import tqdm
 
                 size = shutil.get_terminal_size((100, 24))  # a pty may report 0x0: tqdm would hide the bar

@@ -52,7 +52,7 @@ def tokens_json(stream: TokenStream) -> bytes:
     return (json.dumps(doc, separators=(",", ":"), ensure_ascii=True) + "\n").encode("ascii")
 
 
-def markdown(stem: str, header: dict, metrics: dict, files: dict[str, str]) -> str:
+def markdown(header: dict, metrics: dict, files: dict[str, str]) -> str:
     src = header["source"]
     ch = {1: "mono", 2: "stereo"}.get(src["channels"], f"{src['channels']} channels")
     lines = [
@@ -91,7 +91,7 @@ def markdown(stem: str, header: dict, metrics: dict, files: dict[str, str]) -> s
 
 def write_input(folder: Path, stem: str, stream: TokenStream, analysis, fmt_name: str, options: LineOptions) -> None:
     """All files for one tokenized input (``stream``: its frames all known)."""
-    header, stats = stream.header, stream.stats
+    header = stream.header
     fr = header["frame_rate"]
     frames = list(stream.frames)
     names = stream.s_names + stream.a_names
@@ -121,7 +121,7 @@ def write_input(folder: Path, stem: str, stream: TokenStream, analysis, fmt_name
     write_file(folder / files["histograms"], viz.histograms_png(header["source"]["name"], frames, names, sizes))
     metrics = stream_metrics(as_written)
     write_file(folder / files["metrics"], (json.dumps(metrics, indent=2) + "\n").encode("ascii"))
-    write_file(folder / files["report"], markdown(stem, header, metrics, files).encode("utf-8"))
+    write_file(folder / files["report"], markdown(header, metrics, files).encode("utf-8"))
 
 
 def write_all_outputs(tokenizer, items, folder: str, options: LineOptions, fmt_name: str, raw_rate: int, analysis_rate: int | None, progress) -> tuple[int, int]:

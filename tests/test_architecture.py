@@ -1,0 +1,139 @@
+"""The layers of docs/architecture.md, checked: which package may import which, and what a
+light command loads.
+
+Imports are read from the source (every ``import`` statement, at module or function level),
+so an import hidden inside a function counts as much as one at the top.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA, REPO
+
+PACKAGE = REPO / "neural_audio_tokenizer"
+LIBRARY = ("runtime", "codebooks", "packs")  # what the runtime is built of: torch-free, tool-free
+ALLOWED_THIRD_PARTY = {"numpy", "onnxruntime", "soundfile", "soxr", "platformdirs"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> set[str]:
+    """Absolute names of every module ``path`` imports, relative imports resolved."""
+    tree = ast.parse(path.read_text(), str(path))
+    package = module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package[: len(package) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)  # `from . import x` imports module x
+    return found
+
+
+def modules(*subpackages: str) -> list[Path]:
+    return sorted(p for sub in subpackages for p in (PACKAGE / sub).rglob("*.py"))
+
+
+def test_the_scan_sees_relative_and_function_level_imports(tmp_path):
+    """The checks below are only as good as this reader: it must resolve what they look for."""
+    probe = PACKAGE / "runtime" / "_probe_for_test.py"
+    probe.write_text("def f():\n    from ..cli import diff\n    from .records import Frame\n    import onnxruntime\n")
+    try:
+        found = imports(probe)
+    finally:
+        probe.unlink()
+    assert {"neural_audio_tokenizer.cli.diff", "neural_audio_tokenizer.runtime.records", "onnxruntime"} <= found
+
+
+@pytest.mark.parametrize("path", modules(*LIBRARY), ids=lambda p: module_name(p))
+def test_the_library_imports_no_tool_no_export_and_no_torch(path):
+    bad = {
+        name
+        for name in imports(path)
+        if name.startswith(("neural_audio_tokenizer.cli", "neural_audio_tokenizer.integrations", "neural_audio_tokenizer.export"))
+        or name.split(".")[0] in ("torch", "transformers")
+    }
+    assert not bad, f"{module_name(path)} imports {sorted(bad)}: the library must stand without the tools and torch"
+
+
+@pytest.mark.parametrize("path", modules(*LIBRARY), ids=lambda p: module_name(p))
+def test_the_library_needs_only_the_runtime_dependencies(path):
+    third_party = {n.split(".")[0] for n in imports(path)} - set(sys.stdlib_module_names) - {"neural_audio_tokenizer", "__future__", ""}
+    assert third_party <= ALLOWED_THIRD_PARTY, f"{module_name(path)} imports {sorted(third_party - ALLOWED_THIRD_PARTY)}"
+
+
+def test_nothing_in_the_package_imports_the_integrations():
+    offenders = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if "integrations" in path.relative_to(PACKAGE).parts:
+            continue
+        names = {n for n in imports(path) if n.startswith("neural_audio_tokenizer.integrations")}
+        text = path.read_text()
+        if names or "neural_audio_tokenizer.integrations" in text:
+            offenders[module_name(path)] = sorted(names) or ["by name, in a string"]
+    assert not offenders, f"integrations build on the package, never the reverse: {offenders}"
+
+
+def test_the_ray_engine_is_found_through_its_entry_point():
+    from neural_audio_tokenizer.cli.batch.main import engine
+
+    assert engine("ray").__module__ == "neural_audio_tokenizer.integrations.ray"
+
+
+LOADED = (
+    "import sys, io, contextlib, json\n"
+    "from neural_audio_tokenizer.cli.main import main\n"
+    "with contextlib.redirect_stdout(io.StringIO()):\n"
+    "    try:\n"
+    "        code = main(sys.argv[1:])\n"
+    "    except SystemExit as exc:\n"
+    "        code = exc.code\n"
+    "print(json.dumps({'code': code, 'modules': sorted(sys.modules)}))\n"
+)
+
+
+def loaded_by(*argv: str) -> tuple[int, set[str]]:
+    """(exit code, modules in sys.modules) after ``nat ARGV`` runs in a fresh interpreter."""
+    out = subprocess.run([sys.executable, "-c", LOADED, *argv], capture_output=True, text=True, timeout=120, cwd=REPO)
+    doc = json.loads(out.stdout.strip().splitlines()[-1])
+    return doc["code"], set(doc["modules"])
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("diff", "--help"),
+        ("diff", str(DATA / "clip.builtin.golden.ndjson"), str(DATA / "clip.builtin.golden.ndjson")),
+        ("prompt", str(DATA / "clip.builtin.golden.ndjson"), "--budget", "2000"),
+        ("packs",),
+    ],
+    ids=["diff --help", "diff", "prompt on ndjson", "packs"],
+)
+def test_light_commands_load_no_inference_or_decoding(argv):
+    code, loaded = loaded_by(*argv)
+    assert code == 0
+    heavy = {"onnxruntime", "soundfile", "soxr", "torch"} & {m.split(".")[0] for m in loaded}
+    assert not heavy, f"nat {' '.join(argv[:1])} loaded {sorted(heavy)}"
+
+
+def test_tokenizing_does_load_onnxruntime():
+    """The check above can fail: the same probe sees onnxruntime when nat really tokenizes."""
+    code, loaded = loaded_by("-o", "/dev/null", str(DATA / "clip.flac"))
+    assert code == 0 and "onnxruntime" in loaded
