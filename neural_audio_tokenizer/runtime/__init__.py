@@ -1,1 +1,15 @@
-"""The torch-free runtime: audio in, NDJSON tokens out (numpy, onnxruntime, soundfile, soxr)."""
+"""The torch-free library: audio in, token streams out (numpy, onnxruntime, soundfile, soxr).
+
+In pipeline order (docs/architecture.md draws the map):
+
+- ``audio``: bytes -> mono float32 blocks (soundfile; raw PCM fallback), ``stdin``: FS-separated parts
+- ``framing``: fixed chunks with context; pooling to pack frames
+- ``features``: resample -> chunk -> encoder -> pooled features (FeaturePipeline)
+- ``session``: onnxruntime sessions, providers and threads; ``pack`` (+ ``onnx_check``): a verified pack
+- ``tokenizer``: the public Tokenizer: pack + pipeline + RVQ -> TokenStream
+- ``records``: Frame, LineOptions, dense/delta/RLE lines; ``stream``: TokenStream (header, frames, stats)
+- ``ndjson``, ``formats``: a stream rendered; ``reader``: token files read back into streams
+- ``sinks``: stdout, files and folders, written atomically
+
+Nothing here imports the command-line tools (``cli/``), the export side or torch.
+"""
