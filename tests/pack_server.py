@@ -12,7 +12,8 @@ send half, close; later requests are served whole, with Range support), ``short`
 half), ``no-length`` (no Content-Length, close-delimited), ``endless`` (no Content-Length,
 zeros until the client hangs up), ``huge-length`` (declares 10^12 bytes), ``redirect-loop``,
 ``redirect`` (to ``target``), ``ignore-range`` (always 200 whole), ``long`` (the file,
-then junk past the Content-Length it declares). Every request is recorded
+then junk past the Content-Length it declares), ``range-long`` (a 206 whose body runs past
+the Content-Range it declares). Every request is recorded
 with its headers. The handler also acts as an HTTP proxy: a request whose path is an
 absolute ``http://`` URL is served as that URL's path and recorded as proxied.
 """
@@ -148,10 +149,14 @@ class PackServer:
         h.send_header("ETag", '"' + hashlib.sha256(data).hexdigest()[:16] + '"')
         if path in self.commits:
             h.send_header("X-Repo-Commit", self.commits[path])
-        if kind != "no-length":
+        if kind not in ("no-length", "long", "range-long"):
             h.send_header("Content-Length", str(len(body)))
+        elif kind == "long":
+            h.send_header("Content-Length", str(len(body)))  # the true size; the junk comes on top
+        elif kind == "range-long":
+            h.send_header("Content-Length", str(len(body) + (4096 if start else 0)))
         h.end_headers()
-        if kind == "long":
+        if kind == "long" or (kind == "range-long" and start):
             body += b"junk" * 1024
         if kind == "short" or (kind == "cut-once" and path not in self.cuts):
             self.cuts[path] = len(body) // 2

@@ -387,8 +387,11 @@ def pull(
         except PackError as exc:
             raise PullError(f"pull {source.text}: {exc}; nothing installed") from None
         origin.update(manifest_sha256=digest, pinned=pin is not None)
-        (pack_dir / ORIGIN_FILE).write_text(json.dumps(origin, sort_keys=True, indent=2) + "\n", encoding="utf-8")
-        action = install(pack_dir, root / target)
+        try:
+            (pack_dir / ORIGIN_FILE).write_text(json.dumps(origin, sort_keys=True, indent=2) + "\n", encoding="utf-8")
+            action = install(pack_dir, root / target)
+        except OSError as exc:
+            raise OutputError(f"cannot install {target} in {root}: {exc.strerror or exc}; nothing changed") from None
         return Result(target, root / target, digest, source.text, action, origin)
     except PackError as exc:
         if archive_part is not None:
