@@ -73,11 +73,15 @@ def test_wrong_pin_fetches_nothing_but_the_manifest(env, server, tmp_path):
             pullmod.pull(f"hf:{REPO_ID}", sha256=bad)
 
 
-def test_same_pack_again_downloads_only_the_manifest(env, server, tmp_path):
-    pullmod.pull(f"hf:{REPO_ID}")
-    server.seen.clear()
-    again = pullmod.pull(f"hf:{REPO_ID}")
+def test_same_pack_again_downloads_only_the_manifest(env, server, tmp_path, monkeypatch):
+    first = pullmod.pull(str(TINY))
+    assert first.origin["kind"] == "folder"
+    again = pullmod.pull(f"hf:{REPO_ID}", sha256=MANIFEST_SHA)
     assert again.action == "unchanged" and [s.path.rsplit("/", 1)[1] for s in server.seen] == ["manifest.json"]
+    origin = json.loads((first.path / ".nat-origin.json").read_text())  # now says where it was last pulled from
+    assert origin["source"] == f"hf:{REPO_ID}@main" and origin["pinned"] is True and origin == again.origin
+    monkeypatch.setenv("NAT_OFFLINE", "1")
+    assert pullmod.pull(f"hf:{REPO_ID}").action == "offline"
 
 
 def test_interrupted_download_resumes_with_a_range_request(env, server, tmp_path):

@@ -360,10 +360,14 @@ def pull(
             files = manifest_files(raw)
             target = _target(root, name, raw)
             if _unchanged(root / target, digest):
-                return _kept(root / target, target, digest, source, pin)
+                return _kept(root / target, digest, source, {**origin, "manifest_sha256": digest, "pinned": pin is not None})
             parts = {file: partial / f"{want}.part" for file, want in files}
+            total = 0
             for file, want in files:
                 _fetch_verified(http, source.base + urllib.parse.quote(file), parts[file], want, _file_limit(file), file)
+                total += parts[file].stat().st_size
+                if total > MAX_TOTAL_BYTES:
+                    raise PullError(f"the files add up to more than the {MAX_TOTAL_BYTES} bytes a pack may have; refused")
             _place(pack_dir, raw, parts, move=True)
             for part in parts.values():
                 _validator_path(part).unlink(missing_ok=True)
@@ -380,15 +384,15 @@ def pull(
         else:
             assert source.path is not None
             raw, target, digest = _from_folder(source.path, pack_dir, pin, name, source, move=False, root=root)
+        origin.update(manifest_sha256=digest, pinned=pin is not None)
         if (root / target).is_dir() and _unchanged(root / target, digest):
-            return _kept(root / target, target, digest, source, pin)
+            return _kept(root / target, digest, source, origin)
         try:
             load_pack(pack_dir)  # the loader's own checks: hashes, .npy headers, ONNX checks
         except PackError as exc:
             raise PullError(f"pull {source.text}: {exc}; nothing installed") from None
-        origin.update(manifest_sha256=digest, pinned=pin is not None)
         try:
-            (pack_dir / ORIGIN_FILE).write_text(json.dumps(origin, sort_keys=True, indent=2) + "\n", encoding="utf-8")
+            write_origin(pack_dir, origin)
             action = install(pack_dir, root / target)
         except OSError as exc:
             raise OutputError(f"cannot install {target} in {root}: {exc.strerror or exc}; nothing changed") from None
@@ -434,10 +438,9 @@ def manifest_files(raw: bytes) -> list[tuple[str, str]]:
         raise PullError("manifest.json: not valid JSON; refused") from None
     if not isinstance(manifest, dict) or manifest.get("format") != "nat-pack":
         raise PullError("manifest.json: not a nat-pack manifest; refused")
-    entries: list = []
-    for spec in (manifest.get("encoders") or {}).values() if isinstance(manifest.get("encoders"), dict) else ():
-        entries.append(spec)
-    for spec in (manifest.get("streams") or {}).values() if isinstance(manifest.get("streams"), dict) else ():
+    encoders, streams = manifest.get("encoders"), manifest.get("streams")
+    entries: list = list(encoders.values()) if isinstance(encoders, dict) else []
+    for spec in streams.values() if isinstance(streams, dict) else []:
         if isinstance(spec, dict):
             entries += [spec.get(k) for k in ("normalization", "projection", "codebooks") if spec.get(k) is not None]
     files: dict[str, str] = {}
@@ -485,8 +488,22 @@ def _discard(part: Path) -> None:
     _validator_path(part).unlink(missing_ok=True)
 
 
-def _kept(dest: Path, target: str, digest: str, source: Source, pin: str | None) -> Result:
-    return Result(target, dest, digest, source.text, "unchanged", _origin(dest) or {})
+def _kept(dest: Path, digest: str, source: Source, origin: dict) -> Result:
+    """The same pack is installed already: only its origin record is brought up to date."""
+    try:
+        write_origin(dest, origin)
+    except OSError as exc:
+        raise OutputError(f"cannot write {dest / ORIGIN_FILE}: {exc.strerror or exc}") from None
+    return Result(dest.name, dest, digest, source.text, "unchanged", origin)
+
+
+def write_origin(folder: Path, origin: dict) -> None:
+    """``.nat-origin.json``, replaced whole (never seen half-written)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{ORIGIN_FILE}.", dir=folder)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(json.dumps(origin, sort_keys=True, indent=2) + "\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, folder / ORIGIN_FILE)
 
 
 def _fetch_verified(http: Http, url: str, part: Path, want: str, limit: int, what: str) -> None:
