@@ -329,11 +329,16 @@ def pull(
     progress: bool = False,
     limits: Limits = Limits(max_total_bytes=MAX_TOTAL_BYTES),
 ) -> Result:
-    """Install the pack at ``source_text`` into the user pack folder (or ``dest_root``)."""
-    pin = _pin(sha256)
-    if name is not None:
-        valid_name(name)
-    source = parse_source(source_text)
+    """Install the pack at ``source_text`` into the user pack folder (or ``dest_root``).
+    Raises PullError (one line, starting ``pull SOURCE:``) or OutputError."""
+    try:
+        pin = _pin(sha256)
+        if name is not None:
+            valid_name(name)
+        source = parse_source(source_text)
+    except PackError as exc:
+        text = str(exc)
+        raise PullError(text if text.startswith("pull ") else f"pull {source_text}: {text}") from None
     root = Path(dest_root) if dest_root is not None else user_pack_dir()
     if source.remote and (var := offline_switch()):
         return _offline(source, pin, name, root, var)
