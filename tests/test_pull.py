@@ -112,6 +112,18 @@ def test_a_stale_partial_file_is_replaced_not_trusted(env, server, tmp_path):
     assert ranges == ["bytes=2600-", None]
 
 
+def test_a_stale_part_of_full_length_is_fetched_again(env, server, tmp_path):
+    """The server answers the Range request past its end with 416; the piece is dropped and fetched whole."""
+    want = json.loads((TINY / "manifest.json").read_text())["encoders"]["wav2vec2"]["sha256"]
+    partial = user_packs(tmp_path) / ".partial"
+    partial.mkdir(parents=True)
+    (partial / f"{want}.part").write_bytes(b"\0" * (TINY / "wav2vec2.onnx").stat().st_size)
+    result = pullmod.pull(f"hf:{REPO_ID}")
+    assert same_files(TINY, result.path)
+    size = (TINY / "wav2vec2.onnx").stat().st_size
+    assert [s.headers.get("Range") for s in server.requests_for("wav2vec2.onnx")] == [f"bytes={size}-", None]
+
+
 def test_offline_uses_only_what_is_installed(env, server, tmp_path, monkeypatch):
     for var in ("NAT_OFFLINE", "HF_HUB_OFFLINE"):
         monkeypatch.setenv(var, "1")

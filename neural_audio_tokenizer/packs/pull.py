@@ -44,14 +44,14 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..runtime.errors import NatError, OutputError, PackError
+from ..runtime.errors import OutputError, PackError
 from ..runtime.pack import MAX_MANIFEST_BYTES, MAX_NPY_BYTES, MAX_ONNX_BYTES, load_pack
 from . import BUILTIN, BUILTIN_DIR, user_pack_dir
 from .archive import ArchiveError, Limits, check_member_name, extract_archive
+from .origin import ORIGIN_FILE, read_origin, write_origin
 
 HF_ENDPOINT = "https://huggingface.co"
 OFFLINE_VARS = ("NAT_OFFLINE", "HF_HUB_OFFLINE")
-ORIGIN_FILE = ".nat-origin.json"
 PARTIAL = ".partial"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
 REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}\Z")
@@ -182,9 +182,9 @@ class Http:
                     exc.close()
                     url = urllib.parse.urljoin(url, location)
                     continue
-                self.headers = dict(exc.headers or {})
+                self.headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
                 exc.close()
-                if exc.code == 416:
+                if exc.code == 416 and "Range" in headers:
                     return exc  # type: ignore[return-value]  # Range past the end: the caller decides
                 hint = " (private or gated? set HF_TOKEN)" if exc.code in (401, 403) and self.token_host and not self.token else ""
                 raise PullError(f"{_short(url)}: HTTP {exc.code} {exc.reason}{hint}") from None
@@ -327,10 +327,12 @@ def pull(
     name: str | None = None,
     dest_root: Path | None = None,
     progress: bool = False,
-    limits: Limits = Limits(max_total_bytes=MAX_TOTAL_BYTES),
+    limits: Limits | None = None,
 ) -> Result:
     """Install the pack at ``source_text`` into the user pack folder (or ``dest_root``).
-    Raises PullError (one line, starting ``pull SOURCE:``) or OutputError."""
+    Raises PullError (one line, starting ``pull SOURCE:``) or OutputError. ``limits``:
+    what an archive may hold (default :class:`~.archive.Limits`)."""
+    limits = limits or Limits(max_total_bytes=MAX_TOTAL_BYTES)
     try:
         pin = _pin(sha256)
         if name is not None:
@@ -502,15 +504,6 @@ def _kept(dest: Path, digest: str, source: Source, origin: dict) -> Result:
     return Result(dest.name, dest, digest, source.text, "unchanged", origin)
 
 
-def write_origin(folder: Path, origin: dict) -> None:
-    """``.nat-origin.json``, replaced whole (never seen half-written)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{ORIGIN_FILE}.", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(json.dumps(origin, sort_keys=True, indent=2) + "\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, folder / ORIGIN_FILE)
-
-
 def _fetch_verified(http: Http, url: str, part: Path, want: str, limit: int, what: str) -> None:
     """Download (or finish downloading) ``part`` and keep it only if its sha256 is ``want``."""
     resumed = part.exists() and part.stat().st_size > 0
@@ -607,7 +600,7 @@ def _offline(source: Source, pin: str | None, name: str | None, root: Path, var:
     """No network: succeed only with an installed pack that came from ``source``."""
     candidates = [root / name] if name else sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     for folder in candidates:
-        origin = _origin(folder)
+        origin = read_origin(folder)
         if not origin or origin.get("source") != source.text:
             continue
         try:
@@ -619,18 +612,6 @@ def _offline(source: Source, pin: str | None, name: str | None, root: Path, var:
         return Result(folder.name, folder, pack.manifest_sha256, source.text, "offline", origin)
     pinned = f" with manifest sha256 {pin}" if pin else ""
     raise PullError(f"pull {source.text}: offline ({var}=1) and no pack from it{pinned} is installed; nothing downloaded")
-
-
-def _origin(folder: Path) -> dict | None:
-    """The origin record of an installed pack, if it has a readable one."""
-    try:
-        path = folder / ORIGIN_FILE
-        if not path.is_file() or path.stat().st_size > 65536:
-            return None
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def remove(name: str, root: Path | None = None) -> Path:

@@ -71,9 +71,9 @@ def describe(folder: Path) -> dict:
         entry["streams"] = {name: _shape(folder, spec) for name, spec in manifest.get("streams", {}).items()}
     except (OSError, ValueError, AttributeError, TypeError) as exc:
         entry["problem"] = f"unreadable manifest.json ({exc})"
-    from ..packs.pull import _origin
+    from ..packs.origin import read_origin
 
-    if (origin := _origin(folder)) is not None:
+    if (origin := read_origin(folder)) is not None:
         entry["pulled"] = origin
     return entry
 
