@@ -44,7 +44,8 @@ class PackServer:
     commits: dict[str, str] = field(default_factory=dict)
     cuts: dict[str, int] = field(default_factory=dict)
 
-    def start(self) -> PackServer:
+    def start(self, tls: tuple[Path, Path] | None = None) -> PackServer:
+        """Serve on 127.0.0.1; with ``tls`` (certificate, key), over https."""
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -56,6 +57,14 @@ class PackServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
+        self.scheme = "http"
+        if tls is not None:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+            self.scheme = "https"
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)  # quick shutdown
         self.thread.start()
         return self
@@ -66,7 +75,7 @@ class PackServer:
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.httpd.server_address[1]}"
 
     def url(self, path: str) -> str:
         return self.base + path

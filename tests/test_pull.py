@@ -203,3 +203,36 @@ def test_cli_errors_are_one_line(env, server, tmp_path):
         assert proc.returncode == code and text in proc.stderr.decode() and proc.stderr.count(b"\n") == 1, (args, proc.stderr)
         assert proc.stderr.startswith(b"nat: packs: ")
     assert installed(tmp_path) == []
+
+
+def test_progress_line_only_when_asked(env, server, tmp_path, capsys):
+    pullmod.pull(f"hf:{REPO_ID}", progress=True)
+    err = capsys.readouterr().err
+    assert "\rnat: packs: pull: mert.onnx 0.0 / 0.2 MB" in err and err.endswith("\r\x1b[K")
+    pullmod.remove("tiny-neural")
+    pullmod.pull(f"hf:{REPO_ID}")
+    assert capsys.readouterr().err == ""
+
+
+def test_https_verifies_the_certificate(env, published, tmp_path, monkeypatch):
+    """A self-signed certificate is refused unless trusted (SSL_CERT_FILE), as for any https pull."""
+    import shutil
+    import subprocess
+
+    from pack_server import PackServer
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)  # fmt: skip
+    tls = PackServer().start(tls=(cert, key))
+    try:
+        url = tls.add("/tiny-neural.tar.gz", (published / "tiny-neural.tar.gz").read_bytes())
+        assert url.startswith("https://127.0.0.1:")
+        with pytest.raises(pullmod.PullError, match="cannot reach 127.0.0.1: .*CERTIFICATE_VERIFY_FAILED"):
+            pullmod.pull(url)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        assert same_files(TINY, pullmod.pull(url, sha256=MANIFEST_SHA).path)
+    finally:
+        tls.stop()
