@@ -42,7 +42,7 @@ def test_pulled_pack_tokenizes_byte_identically_to_its_source(env, server, tmp_p
     assert entry["origin"] == "user" and entry["pulled"]["source"] == f"hf:{REPO_ID}@main" and entry["pulled"]["pinned"] is True
     table = run_nat("packs", env=env, check=True).stdout.decode().splitlines()
     assert table[0].split()[-1] == "SOURCE"
-    assert any(row.startswith("tiny-neural ") and row.endswith(f"hf:{REPO_ID}@main (c0ffeec0ffee) pinned") for row in table)
+    assert any(row.startswith("tiny-neural ") and row.endswith(f"hf:{REPO_ID}@main (c0ffeec0ffee) pinned {MANIFEST_SHA[:12]}") for row in table)
 
 
 @pytest.mark.parametrize("kind", ["archive", "folder-url"])

@@ -79,13 +79,13 @@ def describe(folder: Path) -> dict:
 
 
 def source_text(entry: dict) -> str:
-    """Where a pulled pack came from: source (commit), 'pinned' when its hash was pinned."""
+    """Where a pulled pack came from: source (commit), and the manifest hash when it was pinned."""
     origin = entry.get("pulled")
     if not origin:
         return ""
     commit = origin.get("commit")
     text = str(origin.get("source", "?")) + (f" ({str(commit)[:12]})" if commit else "")
-    return text + (" pinned" if origin.get("pinned") else "")
+    return text + (f" pinned {str(origin.get('manifest_sha256'))[:12]}" if origin.get("pinned") else "")
 
 
 def _shape(folder: Path, spec: dict) -> dict:
