@@ -193,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
             return _publish(args)
         except NatError as exc:
             return _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            return _fail("interrupted", 130)
     try:
         import torch  # noqa: F401
     except ImportError:

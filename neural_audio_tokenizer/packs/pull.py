@@ -543,9 +543,12 @@ def _from_folder(folder: Path, pack_dir: Path, pin: str | None, name: str | None
     manifest = folder / "manifest.json"
     if not manifest.is_file():
         raise PullError(f"{folder.name}: no manifest.json; not a pack folder")
-    if manifest.stat().st_size > MAX_MANIFEST_BYTES:
-        raise PullError(f"manifest.json: larger than {MAX_MANIFEST_BYTES} bytes; refused")
-    raw = manifest.read_bytes()
+    try:
+        if manifest.stat().st_size > MAX_MANIFEST_BYTES:
+            raise PullError(f"manifest.json: larger than {MAX_MANIFEST_BYTES} bytes; refused")
+        raw = manifest.read_bytes()
+    except OSError as exc:
+        raise PullError(f"manifest.json: cannot be read ({exc.strerror or exc})") from None
     digest = _check_pin(raw, pin, source)
     files = manifest_files(raw)
     target = _target(root, name, raw)
@@ -575,6 +578,8 @@ def _place(pack_dir: Path, raw: bytes, files: dict[str, Path], move: bool) -> No
             else:
                 shutil.copyfile(src, dest)
         except OSError as exc:
+            if exc.filename == str(src) and not move:  # the source's fault, not the pack folder's
+                raise PullError(f"{file}: cannot be read ({exc.strerror or exc})") from None
             raise OutputError(f"cannot write {pack_dir.parent}: {exc.strerror or exc}") from None
 
 

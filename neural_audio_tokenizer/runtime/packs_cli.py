@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from ..packs import BUILTIN_DIR, search_dirs
+from ..packs.origin import read_origin
 from .errors import EXIT_INPUT_FAILED, EXIT_OK, EXIT_USAGE, NatError
 
 EPILOG = """\
@@ -71,8 +72,6 @@ def describe(folder: Path) -> dict:
         entry["streams"] = {name: _shape(folder, spec) for name, spec in manifest.get("streams", {}).items()}
     except (OSError, ValueError, AttributeError, TypeError) as exc:
         entry["problem"] = f"unreadable manifest.json ({exc})"
-    from ..packs.origin import read_origin
-
     if (origin := read_origin(folder)) is not None:
         entry["pulled"] = origin
     return entry
