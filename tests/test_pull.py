@@ -236,3 +236,16 @@ def test_https_verifies_the_certificate(env, published, tmp_path, monkeypatch):
         assert same_files(TINY, pullmod.pull(url, sha256=MANIFEST_SHA).path)
     finally:
         tls.stop()
+
+
+def test_two_files_with_the_same_bytes(env, server, tmp_path):
+    """S and A may share identical arrays; they download once and install as both files."""
+    files = {p.name: p.read_bytes() for p in TINY.iterdir()}
+    files["A_normalization.npy"] = files["S_normalization.npy"]
+    manifest = json.loads(files["manifest.json"])
+    manifest["streams"]["A"]["normalization"]["sha256"] = manifest["streams"]["S"]["normalization"]["sha256"]
+    files["manifest.json"] = json.dumps(manifest).encode()
+    server.add_hub(REPO_ID, "v2", files)
+    result = pullmod.pull(f"hf:{REPO_ID}@v2", name="same-bytes")
+    assert (result.path / "A_normalization.npy").read_bytes() == (TINY / "S_normalization.npy").read_bytes()
+    assert (result.path / "S_normalization.npy").read_bytes() == (TINY / "S_normalization.npy").read_bytes()

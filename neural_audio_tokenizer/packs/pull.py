@@ -569,12 +569,16 @@ def _from_folder(folder: Path, pack_dir: Path, pin: str | None, name: str | None
 
 def _place(pack_dir: Path, raw: bytes, files: dict[str, Path], move: bool) -> None:
     (pack_dir / "manifest.json").write_bytes(raw)
+    moved: dict[Path, Path] = {}  # two files with the same bytes share one downloaded part
     for file, src in files.items():
         dest = pack_dir.joinpath(*file.split("/"))
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
-            if move:
+            if src in moved:
+                shutil.copyfile(moved[src], dest)
+            elif move:
                 os.replace(src, dest)
+                moved[src] = dest
             else:
                 shutil.copyfile(src, dest)
         except OSError as exc:
