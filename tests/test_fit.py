@@ -43,7 +43,7 @@ def test_fit_assignment_agrees_with_runtime_quantize():
     residual = x.copy()
     for level, entry in enumerate(report):
         residual -= books[level].astype(np.float64)[codes[:, level]]
-        assert np.mean(residual**2) == pytest.approx(entry["mse"], rel=1e-12)
+        assert np.mean(residual**2) == pytest.approx(entry["mse"], rel=5e-4)  # the report keeps 4 significant digits
         assert int(np.sum(np.bincount(codes[:, level], minlength=16) == 0)) == entry["dead_codes"]
 
 
@@ -88,4 +88,4 @@ def test_normalization_floor_and_runtime_arithmetic():
     assert norm.dtype == np.float32 and norm.shape == (2, 2) and np.all(norm[1] > 0)
     z = apply_normalization(x, norm)
     assert np.all(np.isfinite(z)) and np.allclose(z[:, 1], 0.0)
-    assert z[:, 0].std() == pytest.approx(1.0, rel=1e-5)
+    assert z[:, 0].std() == pytest.approx(1.0, rel=2**-7 + 1e-5)  # std keeps GRID_BITS significant bits

@@ -40,6 +40,7 @@ other commands:
   nat diff GOLDEN NEW      compare token files (CI regression checks)
   nat prompt INPUT         an LLM prompt with the stream fitted to a token budget
   nat packs [--verify]     list the installed packs (and check them)
+  nat packs pull SOURCE    install a published pack (hf:OWNER/REPO, https://..., archive)
   nat batch DIR --out OUT  tokenize a whole library with worker processes
   (nat COMMAND --help for each)
 """

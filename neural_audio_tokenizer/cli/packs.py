@@ -1,4 +1,6 @@
 """``nat packs [--verify] [--json]``: which packs NAT can find, and whether they are intact.
+``nat packs pull SOURCE`` and ``nat packs remove NAME`` install and delete packs in the user
+pack folder (packs/pull.py); a pulled pack's listing says where it came from.
 
 Listing reads each ``manifest.json`` only (fast, no hashing), in lookup order: the packs
 inside NAT, each folder of ``NAT_PACK_PATH``, then the user's pack folder. A name found
@@ -17,12 +19,29 @@ from pathlib import Path
 
 from ..errors import EXIT_INPUT_FAILED, EXIT_OK, NatError
 from ..packs import BUILTIN_DIR, search_dirs
+from ..packs.origin import read_origin
 from . import command
 
 EPILOG = """\
 pack folders, in lookup order: the packs inside NAT, each folder in NAT_PACK_PATH
 (separated by ':', ';' on Windows), then the user folder shown below.
+install and remove (docs/distribution.md):
+  nat packs pull hf:OWNER/REPO[@REVISION] [--sha256 MANIFEST_SHA256] [--name NAME]
+  nat packs pull https://host/pack.tar.gz | pack.tar.gz | path/to/pack-folder
+  nat packs remove NAME
 exit codes: 0 listed (and, with --verify, all intact), 1 some pack failed --verify, 2 usage error
+"""
+
+PULL_EPILOG = """\
+sources: hf:OWNER/REPO[@REVISION] (a Hugging Face hub repository holding a pack folder;
+HF_ENDPOINT and HF_TOKEN are honoured), https://.../manifest.json (a pack folder on a web
+server), https://.../NAME.tar.gz (a pack archive), or a local archive or folder.
+The pack is verified (pinned manifest hash, every file's sha256, the loader's checks) in a
+temporary folder and only then renamed into the user pack folder; an interrupted download
+resumes when the same command is run again. NAT_OFFLINE=1 or HF_HUB_OFFLINE=1: no network;
+succeeds only if a pack from SOURCE is already installed.
+exit codes: 0 installed (or already installed), 2 refused or failed (nothing changed),
+            3 the user pack folder cannot be written
 """
 
 
@@ -53,7 +72,19 @@ def describe(folder: Path) -> dict:
         entry["streams"] = {name: _shape(folder, spec) for name, spec in manifest.get("streams", {}).items()}
     except (OSError, ValueError, AttributeError, TypeError) as exc:
         entry["problem"] = f"unreadable manifest.json ({exc})"
+    if (origin := read_origin(folder)) is not None:
+        entry["pulled"] = origin
     return entry
+
+
+def source_text(entry: dict) -> str:
+    """Where a pulled pack came from: source (commit), and the manifest hash when it was pinned."""
+    origin = entry.get("pulled")
+    if not origin:
+        return ""
+    commit = origin.get("commit")
+    text = str(origin.get("source", "?")) + (f" ({str(commit)[:12]})" if commit else "")
+    return text + (f" pinned {str(origin.get('manifest_sha256'))[:12]}" if origin.get("pinned") else "")
 
 
 def _shape(folder: Path, spec: dict) -> dict:
@@ -113,13 +144,14 @@ def streams_text(entry: dict) -> str:
 
 
 def table(entries: list[dict], verified: bool) -> str:
-    rows = [("NAME", "STREAMS", "RATE", "SIZE", "STATUS" if verified else "", "LOCATION")]
+    pulled = any(e.get("pulled") for e in entries)
+    rows = [("NAME", "STREAMS", "RATE", "SIZE", "STATUS" if verified else "", "LOCATION", "SOURCE" if pulled else "")]
     for e in entries:
         status = e.get("verified", "") if verified else ""
         if e.get("shadowed"):
             status = (status + " " if status else "") + "(shadowed)"
         rate = f"{e['frame_rate']}/s" if e.get("frame_rate") else "?"
-        rows.append((e["name"], streams_text(e), rate, _human(e["bytes"]), status, e["path"]))
+        rows.append((e["name"], streams_text(e), rate, _human(e["bytes"]), status, e["path"], source_text(e)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out = io.StringIO()
     for r in rows:
@@ -137,7 +169,45 @@ def build_parser() -> command.Parser:
     return p
 
 
+def pull_parser() -> command.Parser:
+    p = command.parser("nat packs pull", "Install a published pack into the user pack folder, verified byte for byte.", PULL_EPILOG, label="packs: ")
+    p.add_argument("source", metavar="SOURCE", help="hf:OWNER/REPO[@REVISION], an https:// URL, or a local pack archive or folder")
+    p.add_argument("--sha256", metavar="HASH", help="the manifest's sha256: refuse any other pack")
+    p.add_argument("--name", metavar="NAME", help="install under this name (default: the manifest's name)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    return p
+
+
+def run_pull(argv: list[str]) -> int:
+    from ..packs.pull import pull
+
+    args = pull_parser().parse_args(argv)
+    result = pull(args.source, sha256=args.sha256, name=args.name, progress=sys.stderr.isatty() and not args.quiet)
+    said = {
+        "installed": f"installed {result.name}",
+        "replaced": f"replaced {result.name} (the pack installed under that name before)",
+        "unchanged": f"{result.name} is already installed with this manifest; nothing downloaded",
+        "offline": f"offline: {result.name} is installed from {result.source}; nothing downloaded",
+    }[result.action]
+    sys.stdout.write(f"{said}\n  from {result.source}\n  at {result.path}\n  manifest sha256 {result.manifest_sha256}\n")
+    if not args.sha256 and result.source.startswith(("hf:", "http")):
+        sys.stdout.write(f"  pin it: nat packs pull {result.source} --sha256 {result.manifest_sha256}\n")
+    return EXIT_OK
+
+
+def run_remove(argv: list[str]) -> int:
+    from ..packs.pull import remove
+
+    p = command.parser("nat packs remove", "Delete a pack from the user pack folder (never the built-in pack or a NAT_PACK_PATH folder).", label="packs: ")
+    p.add_argument("name", metavar="NAME")
+    args = p.parse_args(argv)
+    sys.stdout.write(f"removed {args.name} ({remove(args.name)})\n")
+    return EXIT_OK
+
+
 def run(argv: list[str]) -> int:
+    if argv and argv[0] in ("pull", "remove"):
+        return run_pull(argv[1:]) if argv[0] == "pull" else run_remove(argv[1:])
     args = build_parser().parse_args(argv)
     entries = find_packs()
     if args.verify:

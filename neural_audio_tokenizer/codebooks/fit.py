@@ -11,13 +11,20 @@ Why these details:
   accumulate in float64 in data order.
 - Same arithmetic as the runtime: points are assigned with
   :func:`neural_audio_tokenizer.codebooks.quantize.quantize` itself (``||c||^2 - 2 r.c``,
-  lowest index on ties), and each level's codebook is rounded to float32, as the pack stores
+  lowest index on ties), and each level's codebook is rounded as the pack stores
   it, *before* the next level's residual is taken, so later levels learn the residual the
   runtime will actually see.
 - Empty clusters are re-seeded at the point farthest from its centroid (ties: lowest index),
   so a code that lost all its points comes back where the error is largest.
 - Big inputs are subsampled to ``max_points`` rows by the same seeded generator: the cost
   stays bounded and codebooks of a few hundred codes need far fewer points.
+- Rebuilds that agree: what a pack stores is snapped to a grid of ``2**-GRID_BITS`` of a
+  standard deviation (:func:`snap_normalization`, :func:`snap_codebook`), much coarser than
+  the last-bit differences two CPUs give the features, so a rebuild on another machine
+  writes the same bytes unless a value lands within that noise of a grid boundary
+  (docs/distribution.md, "Rebuilds"). The grid costs no accuracy worth measuring: the
+  normalization is only a choice of affine map (codebooks are fitted after it), and each
+  level's rounding is part of the residual the next level learns.
 """
 
 from __future__ import annotations
@@ -27,19 +34,43 @@ import numpy as np
 from .quantize import quantize
 
 MAX_POINTS = 100_000
+GRID_BITS = 6  # 1/64 of a standard deviation; figures in docs/distribution.md
 
 
-def fit_normalization(features: np.ndarray) -> np.ndarray:
-    """[2, D] float32: per-dimension mean, then std. A constant dimension would get a huge
-    scale that turns rounding noise into features, so std is floored at 1e-3 of the median
-    std (and 1e-8)."""
+def snap_normalization(table: np.ndarray, bits: int | None = GRID_BITS) -> np.ndarray:
+    """[2, D] float32 on the grid: each std to ``bits`` significant bits, each mean to a
+    multiple of a power of two between std/2**(bits+1) and std/2**bits. ``None``: unchanged."""
+    t = np.asarray(table, dtype=np.float64)
+    if bits is None:
+        return t.astype(np.float32)
+    mantissa, exponent = np.frexp(t[1])
+    std = np.ldexp(np.round(np.ldexp(mantissa, bits)), exponent - bits)
+    step = np.ldexp(1.0, np.frexp(std)[1] - 1 - bits)
+    return np.stack([np.round(t[0] / step) * step, std]).astype(np.float32)
+
+
+def snap_codebook(book: np.ndarray, bits: int | None = GRID_BITS) -> np.ndarray:
+    """Codes (in normalized units) as float32 multiples of ``2**-bits``. ``None``: float32 only."""
+    b = np.asarray(book, dtype=np.float64)
+    return (b if bits is None else np.round(b * 2.0**bits) / 2.0**bits).astype(np.float32)
+
+
+def _sig(value: float, digits: int = 4) -> float:
+    """A report figure to ``digits`` significant digits, so last-bit noise stays out of manifests."""
+    return float(f"{value:.{digits - 1}e}")
+
+
+def fit_normalization(features: np.ndarray, grid_bits: int | None = GRID_BITS) -> np.ndarray:
+    """[2, D] float32: per-dimension mean, then std, snapped to the grid (snap_normalization).
+    A constant dimension would get a huge scale that turns rounding noise into features, so
+    std is floored at 1e-3 of the median std (and 1e-8)."""
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f"fit_normalization needs features [frames >= 2, dim], got shape {x.shape}")
     mean = x.mean(axis=0)
     std = x.std(axis=0)
     floor = max(1e-8, 1e-3 * float(np.median(std)))
-    return np.stack([mean, np.maximum(std, floor)]).astype(np.float32)
+    return snap_normalization(np.stack([mean, np.maximum(std, floor)]), grid_bits)
 
 
 def apply_normalization(features: np.ndarray, normalization: np.ndarray) -> np.ndarray:
@@ -104,8 +135,10 @@ def fit_rvq(
     seed: int,
     iterations: int = 25,
     max_points: int = MAX_POINTS,
+    grid_bits: int | None = GRID_BITS,
 ) -> tuple[np.ndarray, list[dict]]:
-    """Residual k-means codebooks [levels, codes, D] float32, and a report per level:
+    """Residual k-means codebooks [levels, codes, D] float32 on the grid (snap_codebook), and
+    a report per level (figures to 4 significant digits):
     ``mse`` (mean squared residual per dimension after the level), ``perplexity`` (exp of the
     code-usage entropy; ``codes`` means uniform use), ``dead_codes`` (codes no training
     point chooses) and ``reseeds`` (empty clusters re-seeded during Lloyd)."""
@@ -127,7 +160,7 @@ def fit_rvq(
     report = []
     for level in range(levels):
         centroids, reseeds = _lloyd(residual, _kmeans_pp(residual, codes, rng), iterations)
-        books[level] = centroids.astype(np.float32)
+        books[level] = snap_codebook(centroids, grid_bits)
         book = books[level].astype(np.float64)  # the codebook as the pack stores it
         labels = _assign(residual, book)
         residual -= book[labels]
@@ -136,8 +169,8 @@ def fit_rvq(
         report.append(
             {
                 "level": level,
-                "mse": float(np.mean(residual**2)),
-                "perplexity": float(np.exp(-np.sum(nonzero * np.log(nonzero)))),
+                "mse": _sig(float(np.mean(residual**2))),
+                "perplexity": _sig(float(np.exp(-np.sum(nonzero * np.log(nonzero))))),
                 "dead_codes": int(np.sum(usage == 0)),
                 "reseeds": reseeds,
             }

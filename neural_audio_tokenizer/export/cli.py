@@ -18,6 +18,7 @@ examples:
   nat-export build --preset mert-w2v --out packs/mert-w2v
   nat-export build --preset mert --corpus my_music/ --codebook-size 512 --out packs/mine
   nat-export verify packs/mert-w2v song.flac
+  nat-export publish packs/mert-w2v --out upload/ --repo you/mert-w2v   # docs/distribution.md
 exit codes: 0 ok, 1 verification failed (no pack written), 2 usage/model/corpus/pack error
 """
 
@@ -67,6 +68,13 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--threads", type=int, default=2)
     v.add_argument("--min-agreement", type=float, help="default: the pack's recorded threshold, else 0.999")
     v.add_argument("--max-diff", type=float, help="largest encoder output difference allowed (default: the pack's recorded threshold, else 1e-3)")
+
+    pub = sub.add_parser("publish", help="write a pack folder, a reproducible archive and a model card to upload (no torch needed)")
+    pub.add_argument("pack", help="pack folder or name")
+    pub.add_argument("--out", required=True, help="folder to write NAME/ and NAME.tar.gz into")
+    pub.add_argument("--repo", metavar="OWNER/NAME", help="the Hugging Face repository it will be uploaded to (for the card's pull line)")
+    pub.add_argument("--url", metavar="URL", help="the https:// URL the archive will be served from (for the card's pull line)")
+    pub.add_argument("--force", action="store_true", help="replace NAME/ and NAME.tar.gz in --out")
 
     e = sub.add_parser("eval", help="token quality report (neural_audio_tokenizer.export.quality)", add_help=False)
     e.add_argument("rest", nargs=argparse.REMAINDER)
@@ -137,6 +145,21 @@ def _verify(args) -> int:
     return EXIT_OK if result.passed else EXIT_VERIFY
 
 
+def _publish(args) -> int:
+    from ..packs import resolve_pack
+    from .publish import publish
+
+    done = publish(resolve_pack(args.pack), args.out, repo=args.repo, url=args.url, force=args.force)
+    print(f"{done.folder}/  (upload as a Hugging Face model repository)")
+    print(f"{done.archive}  sha256 {done.archive_sha256}  (for a web server)")
+    print(f"manifest sha256 {done.manifest_sha256}")
+    for line in done.pull_lines:
+        print(line)
+    if not args.repo:
+        print("nat-export: the card's hf: line names OWNER; give --repo OWNER/NAME to fill it in", file=sys.stderr)
+    return EXIT_OK
+
+
 def _eval(rest: list[str]) -> int:
     import importlib
 
@@ -163,6 +186,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    if args.command == "publish":  # runtime only: works without torch
+        from ..errors import NatError
+
+        try:
+            return _publish(args)
+        except NatError as exc:
+            return _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            return _fail("interrupted", 130)
     try:
         import torch  # noqa: F401
     except ImportError:

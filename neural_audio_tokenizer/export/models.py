@@ -17,7 +17,6 @@ what the ONNX export wants: a constant, not a norm recomputed on every run.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EXIT_USAGE, NatError
+from ..runtime.audio import sha256_file
 
 CONFIG = "config.json"
 PREPROCESSOR = "preprocessor_config.json"
@@ -143,14 +143,6 @@ def _read_json(path: Path, what: str) -> dict:
     if not isinstance(data, dict):
         raise ModelError(f"{what}: {path.name} is not a JSON object")
     return data
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def weight_files(folder: Path) -> list[Path]:
@@ -377,6 +369,6 @@ def load_encoder(source: str, revision: str | None = None) -> LoadedEncoder:
         window=window,
         num_layers=int(cfg.num_hidden_layers),
         hidden_size=int(cfg.hidden_size),
-        weights={p.name: _sha256(p) for p in files},
+        weights={p.name: sha256_file(p)[1] for p in files},
         notes=notes,
     )

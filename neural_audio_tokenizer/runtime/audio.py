@@ -304,7 +304,7 @@ def _raw_source(name: str, size: int, digest: str, read: callable, raw_rate: int
 
 def probe_seconds(path: str | None = None, data: bytes | None = None) -> float | None:
     """The duration a decodable input's header declares, or None (unknown, raw, unreadable).
-    Only a scheduling hint (runtime/cli.py): never an error, never output."""
+    Only a scheduling hint (cli/nat.py): never an error, never output."""
     if path is not None and not os.path.isfile(path):
         return None  # a FIFO (``nat <(sox ...)``) would lose the bytes read here; a device, a folder
     try:
