@@ -83,6 +83,7 @@ class AudioSource:
     header_note: str | None = None  # what the container header says is wrong, if anything
 
     def blocks(self) -> Iterator[np.ndarray]:
+        """The mono float32 blocks, once; NaN/Inf become 0 and absurd amplitudes are clipped (counted)."""
         for block in self._blocks:
             bad = ~np.isfinite(block)
             if bad.any():  # NaN/Inf from float files would poison a whole chunk's features
@@ -126,6 +127,7 @@ def block_size(sample_rate: int) -> int:
 
 
 def looks_like_audio(head: bytes) -> bool:
+    """Whether the first bytes are the magic of a format libsndfile reads (AUDIO_MAGIC, or an MPEG frame sync)."""
     if head.startswith(AUDIO_MAGIC):
         return True
     return len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0  # MPEG frame sync

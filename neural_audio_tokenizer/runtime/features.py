@@ -73,6 +73,7 @@ def pipeline_for(pack: Any) -> FeaturePipeline:
 
 @dataclass(frozen=True)
 class ChunkFeatures:
+    """One chunk's pooled features: pack frames ``first_frame`` .. ``first_frame + n_frames - 1``."""
     first_frame: int
     n_frames: int
     streams: dict[str, np.ndarray]  # stream -> [n_frames, dim] float64

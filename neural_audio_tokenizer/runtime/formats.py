@@ -49,6 +49,7 @@ def fmt_time(t: float) -> str:
 
 
 def render_ndjson(stream: TokenStream, options: LineOptions) -> Iterator[Out]:
+    """NAT NDJSON v1 in the encoding ``options`` choose (ndjson.lines)."""
     yield from lines(stream, options)
 
 
@@ -94,6 +95,7 @@ def text_frame(run: Run, previous: Frame | None, options: LineOptions) -> str:
 
 
 def render_text(stream: TokenStream, options: LineOptions) -> Iterator[Out]:
+    """The compact text form: a ``#`` legend, one line per frame line, ``# end``."""
     yield text_legend(stream, options)
     previous: Frame | None = None
     for run in runs(stream.frames, stream.frame_rate, options):
@@ -108,6 +110,7 @@ def render_text(stream: TokenStream, options: LineOptions) -> Iterator[Out]:
 
 
 def render_hierarchical(stream: TokenStream, options: LineOptions) -> Iterator[Out]:  # noqa: ARG001
+    """``[SEMANTIC] S0_n ... [ACOUSTIC] A0_n ...``: every level's codes in a row, on one line."""
     frames = list(stream.frames)
     words = ["[SEMANTIC]"]
     for i, name in enumerate(stream.s_names):
@@ -119,6 +122,7 @@ def render_hierarchical(stream: TokenStream, options: LineOptions) -> Iterator[O
 
 
 def render_interleaved(stream: TokenStream, options: LineOptions) -> Iterator[Out]:  # noqa: ARG001
+    """``S_n A_n ...``: the original script's alternation of the level-by-level flattened streams."""
     # The original script flattened each stream level by level, then alternated S and A:
     # pair i is level i // frames of both streams at frame i % frames.
     frames = list(stream.frames)
@@ -134,6 +138,7 @@ def render_interleaved(stream: TokenStream, options: LineOptions) -> Iterator[Ou
 
 
 def render_structured(stream: TokenStream, options: LineOptions) -> Iterator[Out]:  # noqa: ARG001
+    """``[T0][SEM:S0:n,...][AC:A0:n,...] [T1]...``: every frame, dense, on one line."""
     s_names, a_names = stream.s_names, stream.a_names
     segments = [
         f"[T{k}][SEM:" + ",".join(f"{n}:{f.S[i]}" for i, n in enumerate(s_names)) + "][AC:" + ",".join(f"{n}:{f.A[i]}" for i, n in enumerate(a_names)) + "]"

@@ -38,6 +38,7 @@ class Grid:
     def create(
         cls, sample_rate: int, hop: int, window: int, frame_rate: int, window_s: float, context_s: float
     ) -> Grid:
+        """An encoder's grid from its rate, hop and window and the pack's frame rate and chunking."""
         return cls(
             sample_rate=sample_rate,
             hop=hop,

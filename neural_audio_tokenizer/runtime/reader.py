@@ -73,6 +73,7 @@ def read_path(path: str) -> list[TokenStream]:
 
 
 def read_streams(lines: Iterable[str], label: str) -> list[TokenStream]:
+    """Every stream in NDJSON text ``lines`` (``label`` names the file in errors)."""
     streams: list[TokenStream] = []
     current: _Builder | None = None
     for number, obj in parse_lines(lines, label):

@@ -27,6 +27,7 @@ class Frame:
     A: tuple[int, ...]
 
     def tokens(self) -> dict[str, int]:
+        """Codes by token name, ``{"S0": .., ..., "A3": ..}``: S levels, then A levels."""
         out = {f"S{i}": c for i, c in enumerate(self.S)}
         out.update({f"A{i}": c for i, c in enumerate(self.A)})
         return out
@@ -42,6 +43,7 @@ class LineOptions:
 
     @property
     def mode(self) -> str:
+        """The header's name for this encoding: dense, delta, rle or delta+rle."""
         return "+".join(m for m, on in (("delta", self.delta), ("rle", self.rle)) if on) or "dense"
 
     def keyframe_every(self, frame_rate: int) -> int:
@@ -52,6 +54,7 @@ class LineOptions:
 
 
 def frame_time(index: int, frame_rate: int) -> float:
+    """Frame ``index``'s start in seconds, rounded to the ms."""
     return round(index / frame_rate, 3)
 
 

@@ -28,6 +28,7 @@ DEVICES = ("cpu", "cuda", "auto")
 
 @dataclass(frozen=True)
 class SessionOptions:
+    """How encoder sessions run: device, threads, spinning, chunks per call, calls at once."""
     device: str = "cpu"
     threads: int = 0  # intra-op threads per session; 0: all cores (see workers)
     spinning: bool = False
@@ -76,6 +77,7 @@ def resolve_device(device: str) -> str:
 
 
 def providers(device: str) -> list:
+    """onnxruntime's provider list for ``device``, with the CUDA settings that keep tokens exact."""
     if device == "cuda":
         cuda = {"use_tf32": "0", "cudnn_conv_algo_search": "HEURISTIC", "do_copy_in_default_stream": "1"}
         return [("CUDAExecutionProvider", cuda), "CPUExecutionProvider"]

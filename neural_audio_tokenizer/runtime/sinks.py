@@ -100,11 +100,13 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
 
 
 class Sink:
-    """Receives each input's lines between ``begin`` and ``end``."""
+    """Receives each input's lines between ``begin(name)`` and ``end()``; ``line`` takes an
+    NDJSON object (a dict) or a text format's line (a str with its newline); ``close`` after
+    the last input, ``abort`` instead when interrupted."""
 
     def begin(self, name: str) -> None: ...
 
-    def line(self, obj: dict) -> None: ...
+    def line(self, obj: dict | str) -> None: ...
 
     def end(self) -> None: ...
 
@@ -217,6 +219,7 @@ class DirectorySink(Sink):
         self.written: list[Path] = []
 
     def output_name(self, name: str) -> str:
+        """The file name for input ``name``: its stem (``#`` -> ``-``) plus the suffix, made unique."""
         stem = Path(name.replace("#", "-")).name
         stem = stem.rsplit(".", 1)[0] if "." in stem.lstrip(".") else stem
         stem = stem or "input"

@@ -116,10 +116,12 @@ class TokenStream:
 
     @property
     def name(self) -> str:
+        """The input's name, as its header gives it."""
         return str((self.header.get("source") or {}).get("name", "?"))
 
     @property
     def frame_rate(self) -> int | float:
+        """Pack frames per second."""
         return self.header["frame_rate"]
 
     @property
