@@ -14,12 +14,7 @@ import sys
 from dataclasses import dataclass
 
 from .. import __version__
-from ..errors import (
-    EXIT_INPUT_FAILED,
-    EXIT_OK,
-    InputError,
-    NatError,
-)
+from ..errors import EXIT_INPUT_FAILED, EXIT_OK, InputError, NatError
 from ..runtime.audio import RAW_RATE, AudioSource, display_name, open_bytes, open_path, probe_seconds
 from ..runtime.formats import FORMATS, OutputFormat, get
 from ..runtime.ndjson import error_record
@@ -28,7 +23,6 @@ from ..runtime.sinks import DirectorySink, FileSink, Sink, StreamSink
 from ..runtime.stdin import split_parts
 from . import command
 from .progress import Progress, configure_logging
-
 
 DESCRIPTION = """\
 Turn music and sound into timestamped tokens an LLM can read: per frame, four semantic
@@ -159,11 +153,10 @@ def _items(inputs: list[str], quiet: bool) -> list[InputItem]:
 
 
 def _all_one_chunk(items: list[InputItem], window_s: float) -> bool:
-    """Whether every input is at most one chunk long, by its header. Then the default of one
-    single-threaded encoder call per core leaves a core idle (a chunk's encoders differ in
-    cost, and there is no next chunk to start), while one call at a time on every core does
-    not: mert-w2v on a 10 s file 3.30x vs 2.68x real time (docs/performance.md). Tokens are
-    the same either way; only the schedule changes."""
+    """Whether every input is at most one chunk long, by its header. Then one encoder call
+    at a time on every core beats one single-threaded call per core, which would leave a
+    core idle with no next chunk to start (docs/performance.md, lever 2). Tokens are the
+    same either way; only the schedule changes."""
     if not items:
         return False
     for item in items:
