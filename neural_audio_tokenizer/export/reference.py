@@ -26,6 +26,7 @@ from ..runtime.audio import AudioSource, open_path
 from ..runtime.features import EncoderInput, FeaturePipeline, Route
 from ..runtime.pack import Pack, load_pack
 from ..runtime.records import Frame, LineOptions, frame_time
+from ..runtime.silence import SilenceGate
 from ..runtime.tokenizer import stream_codes
 from .models import ModelError, load_encoder
 from .onnx_export import layer_taps
@@ -97,13 +98,20 @@ class ReferenceTokenizer:
         self.pipeline = pipeline_for(pack)
         self._norms = {name: code_norms(s.codebooks) for name, s in pack.streams.items()}
 
+        def quantize(stream: str, features: np.ndarray) -> np.ndarray:
+            return stream_codes(pack.streams[stream], features, self._norms[stream])
+
+        first = next(iter(pack.encoders.values()))
+        self.silence = SilenceGate.for_pipeline(pack.silence_floor_dbfs, self.pipeline, runner, quantize, first.sample_rate)
+
     @property
     def frame_rate(self) -> int:
         return self.pack.frame_rate
 
     def frames(self, source: AudioSource) -> Iterator[Frame]:
-        for chunk in self.pipeline.iter_chunks(source, self.runner):
-            codes = {n: stream_codes(self.pack.streams[n], f, self._norms[n]) for n, f in chunk.streams.items()}
+        metered = self.silence.meter(source)
+        for chunk in self.pipeline.iter_chunks(metered, self.runner):
+            codes = self.silence.apply(metered, chunk.first_frame, {n: stream_codes(self.pack.streams[n], f, self._norms[n]) for n, f in chunk.streams.items()})
             for i in range(chunk.n_frames):
                 index = chunk.first_frame + i
                 yield Frame(index, frame_time(index, self.frame_rate), tuple(int(c) for c in codes["S"][i]), tuple(int(c) for c in codes["A"][i]))

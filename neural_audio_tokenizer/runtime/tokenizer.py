@@ -26,6 +26,7 @@ from .features import EncoderInput, FeaturePipeline, Route
 from .pack import Pack, StreamSpec, load_pack
 from .records import Frame, frame_time
 from .session import SessionOptions, create_session, parallelism, resolve_device, run_session
+from .silence import SilenceGate
 
 AudioInput = Union[str, os.PathLike, bytes, tuple, AudioSource]
 
@@ -73,6 +74,8 @@ class Tokenizer:
             pack.window_s,
             pack.context_s,
         )
+        first = next(iter(pack.encoders.values()))
+        self.silence = SilenceGate.for_pipeline(pack.silence_floor_dbfs, self.pipeline, self._run, self.quantize, first.sample_rate)
 
     @classmethod
     def load(
@@ -114,8 +117,9 @@ class Tokenizer:
         return self.frames(self.open(audio, name, raw_rate))
 
     def frames(self, source: AudioSource) -> Iterator[Frame]:
-        for chunk in self.pipeline.iter_chunks(source, self._run, self.batch, self.workers):
-            codes = {name: self.quantize(name, feats) for name, feats in chunk.streams.items()}
+        metered = self.silence.meter(source)
+        for chunk in self.pipeline.iter_chunks(metered, self._run, self.batch, self.workers):
+            codes = self.silence.apply(metered, chunk.first_frame, {name: self.quantize(name, feats) for name, feats in chunk.streams.items()})
             for i in range(chunk.n_frames):
                 index = chunk.first_frame + i
                 yield Frame(
