@@ -529,8 +529,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of tables")
     parser.add_argument("--workers", type=int, default=2, help="clips rendered and tokenized at once (default 2)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="onnxruntime device for the pack's encoders (default cpu)")
-    parser.add_argument("--require-goals", action="store_true", help="exit 1 when a goal of issue #7 is missed")
+    parser.add_argument("--require-goals", action="store_true", help="exit 1 when a goal (issue #7; with --audio issue #12's) is missed")
+    parser.add_argument("--audio", metavar="DIR", help="evaluate on the music in DIR instead of rendered clips: the same changes, label-free distinctness, change rates (export/music_eval.py)")
+    parser.add_argument("--max-seconds", type=float, metavar="S", help="with --audio: only the first S seconds of each file")
+    parser.add_argument("--max-files", type=int, metavar="N", help="with --audio: only the first N files (sorted by path)")
     args = parser.parse_args(argv)
+    if args.audio:
+        return _main_audio(args)
     from ..runtime.errors import NatError
 
     log = (lambda m: None) if args.json else (lambda m: print(f"nat-export eval: {m}", file=sys.stderr, flush=True))
@@ -546,6 +551,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nat-export eval: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(json.dumps(result, indent=1) if args.json else format_report(result), end="" if not args.json else "\n")
+    if args.require_goals and not all(g["met"] for g in result["goals"]):
+        return EXIT_GOALS
+    return EXIT_OK
+
+
+def _main_audio(args: argparse.Namespace) -> int:
+    """``--audio DIR``: export/music_eval.py, with this command's output and exit codes."""
+    from ..runtime.errors import NatError
+    from . import music_eval
+
+    log = (lambda m: None) if args.json else (lambda m: print(f"nat-export eval: {m}", file=sys.stderr, flush=True))
+    if (args.max_seconds is not None and args.max_seconds <= 0) or (args.max_files is not None and args.max_files <= 0):
+        print("nat-export eval: --max-seconds and --max-files must be positive", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        from ..packs import resolve_pack
+
+        result = music_eval.evaluate_folder(resolve_pack(args.pack), args.audio, args.max_seconds, args.max_files, args.workers, log, args.device)
+    except (music_eval.AudioEvalError, NatError) as exc:
+        print(f"nat-export eval: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(json.dumps(result, indent=1) if args.json else music_eval.format_report(result), end="" if not args.json else "\n")
     if args.require_goals and not all(g["met"] for g in result["goals"]):
         return EXIT_GOALS
     return EXIT_OK
