@@ -101,3 +101,36 @@ def test_long_stereo_vorbis_round_trip_is_written_in_blocks():
     x = (np.random.default_rng(0).standard_normal((91 * 8000, 2)) * 0.1).astype(np.float32)
     y, kbps = music_eval.codec_round_trip(x, 8000, "OGG", "VORBIS", compression_level=0.6)
     assert y.shape == x.shape and kbps > 0
+
+
+def test_real_music_codec_and_silence_stability():
+    """The built-in pack on real recorded music (Debian packages, not committed): a few
+    excerpts of the evaluation files keep level 0 through MP3 and OGG, and silence is silence."""
+    from neural_audio_tokenizer.export import codec_noise
+
+    try:
+        files = codec_noise.music_files("eval")
+    except codec_noise.CorpusError as exc:
+        pytest.skip(str(exc))
+    from neural_audio_tokenizer import Tokenizer
+
+    tok = Tokenizer.load(None, threads=1)
+    agree = {"MP3 128 kbit/s": [], "OGG Vorbis": [], "dither pad": []}
+    for i, path in enumerate(fs[0] for fs in files.values()):
+        r = music_eval.measure_file(tok, path, i, 20.0)
+        for change in agree:
+            agree[change].append(r.compared[change][0])
+    rate = {c: np.concatenate(v).mean(axis=0) for c, v in agree.items()}
+    assert rate["dither pad"].min() == 1.0
+    for codec in ("MP3 128 kbit/s", "OGG Vorbis"):
+        assert rate[codec][0] >= 0.95 and rate[codec][4] >= 0.93, (codec, rate[codec])  # S0, A0
+
+
+def test_builtin_recipe_without_the_music_packages_is_one_line(monkeypatch, tmp_path, capsys):
+    from neural_audio_tokenizer.export import builtin, codec_noise
+
+    monkeypatch.setattr(codec_noise, "MUSIC_PACKAGES", {"warzone2100-music": str(tmp_path / "absent")})
+    assert builtin.main(["--out", str(tmp_path / "pack")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nat builtin: real music for the built-in recipe is missing") and "apt-get install" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "pack").exists()

@@ -341,6 +341,12 @@ def label_information(clip_tokens: Sequence[np.ndarray], clip_labels: Sequence, 
     return {"nmi": mi / h if h > 0 else 0.0, "ami": (mi - chance) / (h - chance) if h > chance else 0.0, "chance_nmi": chance / h if h > 0 else 0.0}
 
 
+def reachable_codes(book: np.ndarray) -> int:
+    """Codes a level can choose: its distinct entries (a level with fewer codes repeats them,
+    export/codec_noise.py, and a repeat never wins: ties go to the lowest index)."""
+    return int(len(np.unique(np.asarray(book), axis=0)))
+
+
 def utilization(tokens: np.ndarray, codes: int) -> dict:
     counts = np.bincount(tokens, minlength=codes)
     used = int(np.sum(counts > 0))
@@ -415,7 +421,8 @@ def evaluate(pack: str | os.PathLike | None, eval_set: EvalSet, workers: int = 2
     }
 
     everything = np.concatenate(base + inst)
-    util = {n: utilization(everything[:, col[n]], sizes[n[0]]) for n in names}
+    reach = {n: reachable_codes(tok.pack.streams[n[0]].codebooks[int(n[1:])]) for n in names}
+    util = {n: utilization(everything[:, col[n]], reach[n]) for n in names}
     result = {
         "pack": {"name": tok.pack.name, "path": os.fspath(tok.pack.path), "manifest_sha256": tok.pack.manifest_sha256,
                  "codes": sizes, "levels": levels, "encoders": sorted(tok.pack.encoders)},
