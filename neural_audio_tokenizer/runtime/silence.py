@@ -36,6 +36,7 @@ import numpy as np
 
 from .audio import AudioSource, SourceInfo, from_array
 from .errors import PackError
+from .features import EncoderRun, FeaturePipeline
 
 # 20 dB above white noise at -90 dBFS (the loudest "noise of 16-bit audio" the floor must
 # swallow) and below the quietest passages of real recordings (pp strings sit near -60).
@@ -170,7 +171,7 @@ class SilenceGate:
     codes: Mapping[str, np.ndarray] = field(default_factory=dict)  # stream -> [levels] int
 
     @classmethod
-    def for_pipeline(cls, floor_dbfs: float | None, pipeline, run, quantize: Quantize, sample_rate: int) -> SilenceGate:
+    def for_pipeline(cls, floor_dbfs: float | None, pipeline: FeaturePipeline, run: EncoderRun, quantize: Quantize, sample_rate: int) -> SilenceGate:
         """The gate for a pack: its silence codes come from its own encoders on digital zero
         (``pipeline``/``run`` as the tokenizer uses them; ``sample_rate``: any encoder's)."""
         if floor_dbfs is None:
