@@ -304,6 +304,9 @@ FITS: dict[str, dict] = {
     "S 64/128, A 128/128, A noise-weighted 1": {"codes": {"S": [64, 128, 256, 256], "A": [128, 128, 256, 256]}, "noise_weight": 1.0, "noise_weight_streams": "A"},
     "SA 64/128, A mean only, noise-weighted 1": {"codes": {"S": [64, 128, 256, 256], "A": [64, 128, 256, 256]}, "a_mean_only": True, "noise_weight": 1.0, "noise_weight_streams": "A"},
     "S 64/128, A noise-weighted 2": {"codes": {"S": [64, 128, 256, 256], "A": [256] * 4}, "noise_weight": 2.0, "noise_weight_streams": "A"},
+    "S 64/128, A 32/128, A noise-weighted 1": {"codes": {"S": [64, 128, 256, 256], "A": [32, 128, 256, 256]}, "noise_weight": 1.0, "noise_weight_streams": "A"},
+    "SA 64/128, A noise-weighted 1.5": {"codes": {"S": [64, 128, 256, 256], "A": [64, 128, 256, 256]}, "noise_weight": 1.5, "noise_weight_streams": "A"},
+    "SA 64/64, A noise-weighted 1": {"codes": {"S": [64, 64, 256, 256], "A": [64, 64, 256, 256]}, "noise_weight": 1.0, "noise_weight_streams": "A"},
     "noise-weighted 0.5": {"codes": {"S": [256] * 4, "A": [256] * 4}, "noise_weight": 0.5},
     "noise-weighted 1": {"codes": {"S": [256] * 4, "A": [256] * 4}, "noise_weight": 1.0},
 }
