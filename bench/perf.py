@@ -525,7 +525,8 @@ def child_torch(args: argparse.Namespace) -> int:
     tok.batch = args.batch
     source = open_path(args.audio)
     if args.whole:
-        stream = token_stream(pack, source, tok.chunk_frames([whole_file(tok.pipeline, source, run)]))
+        metered = tok.silence.meter(source)
+        stream = token_stream(pack, source, tok.chunk_frames([whole_file(tok.pipeline, metered, run)], metered))
     else:
         stream = tok.stream(source)
     out = open(sys.stdout.fileno(), "w", buffering=1, closefd=False)  # line-buffered: frames as they come

@@ -250,3 +250,31 @@ def test_through_the_nat_cli_with_stdin(files):
     assert proc.returncode == 0 and proc.stdout.decode().endswith("result: PASS: identical tokens\n")
     proc = run_nat("diff", str(files["dense"]), str(files["other_audio"]))
     assert proc.returncode == 2 and proc.stdout == b"" and proc.stderr.count(b"\n") == 1
+
+
+def test_any_audio_compares_two_encodings_of_one_song(tmp_path, capsys):
+    """The committed clip as FLAC and as MP3, built-in pack: not comparable by default, frame
+    by frame with --any-audio (the codec changes some fine-level tokens, not level 0's)."""
+    x, sr = sf.read("tests/data/clip.flac", dtype="float32")
+    sf.write(tmp_path / "clip.mp3", x, sr, format="MP3", subtype="MPEG_LAYER_III", bitrate_mode="CONSTANT", compression_level=0.65)
+    flac, mp3 = tmp_path / "flac.ndjson", tmp_path / "mp3.ndjson"
+    flac.write_bytes(run_nat("tests/data/clip.flac", check=True).stdout)
+    mp3.write_bytes(run_nat(str(tmp_path / "clip.mp3"), check=True).stdout)
+    code, _, err = diff(flac, mp3, capsys=capsys)
+    assert code == 2 and "not the same audio" in err
+    code, out, _ = diff(flac, mp3, "--any-audio", "--json", "--max-mismatch", "100%", capsys=capsys)
+    report = json.loads(out)
+    assert code == 0 and report["result"] == "pass"
+    levels = report["streams"][0]["levels"]
+    assert levels["S0"]["frames"] == 15 and levels["S0"]["agreement"] >= 0.8
+    code, out, _ = diff(flac, mp3, "--any-audio", "--levels", "S0", capsys=capsys)
+    assert code in (0, 1) and "clip.flac vs clip.mp3" in out
+
+
+def test_any_audio_still_needs_the_same_pack_and_frame_rate(files, tmp_path, capsys):
+    for change, says in (({"pack.manifest_sha256": "0" * 64}, "pack manifest_sha256 differs"), ({"frame_rate": 10}, "frame rate differs")):
+        other = tamper(files["other_audio"], tmp_path / "other.ndjson", {}, change)
+        code, out, err = diff(files["dense"], other, "--any-audio", capsys=capsys)
+        assert code == 2 and out == "" and says in err and "sha256 differs (golden" not in err.replace("manifest_sha256", "")
+    code, out, _ = diff(files["dense"], files["other_audio"], "--any-audio", capsys=capsys)
+    assert code == 1 and "a.wav vs b.wav" in out and "result: FAIL" in out

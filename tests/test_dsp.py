@@ -205,3 +205,27 @@ def test_runtime_reproduces_the_recipe_probe_codes():
     frames = list(Tokenizer.load(PACK, threads=1).encode((signal, dsp.SAMPLE_RATE)))
     assert [list(f.S) for f in frames] == probe["codes"]["S"]
     assert [list(f.A) for f in frames] == probe["codes"]["A"]
+
+
+def test_builtin_pack_codes_per_level_and_silence_floor():
+    """64 / 128 / 256 / 256 codes per level (export/codec_noise.py: a smaller level repeats its
+    codes, which are never chosen), and the silence floor recorded in the manifest."""
+    from neural_audio_tokenizer.export.builtin import CODES
+    from neural_audio_tokenizer.export.quality import reachable_codes
+
+    pack = load_pack(PACK)
+    assert pack.manifest["silence"]["floor_dbfs"] == pack.silence_floor_dbfs == -70.0
+    for name, stream in pack.streams.items():
+        assert [reachable_codes(book) for book in stream.codebooks] == list(CODES[name])
+
+
+def test_smaller_levels_repeat_their_codes_and_never_choose_a_repeat():
+    from neural_audio_tokenizer.codebooks.quantize import quantize
+    from neural_audio_tokenizer.export.codec_noise import fit_levels
+
+    x = np.random.default_rng(0).standard_normal((600, 4))
+    books, report = fit_levels(x, np.stack([np.zeros(4), np.ones(4)]).astype(np.float32), (8, 16), seed=0, iterations=5)
+    assert books.shape == (2, 16, 4) and [r["codes"] for r in report] == [8, 16]
+    np.testing.assert_array_equal(books[0, 8:], books[0, :8])
+    codes = quantize(x, books.astype(np.float64))
+    assert codes[:, 0].max() < 8 and len(np.unique(codes[:, 0])) == 8

@@ -47,9 +47,10 @@ def test_written_pack_loads_and_is_byte_identical_twice(tmp_path):
     assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
     text = (a / "manifest.json").read_text()
     assert text.endswith("}\n") and list(load_pack(a).manifest) == [
-        "format", "format_version", "name", "description", "frame_rate", "chunking", "encoders", "streams", "provenance", "verification"
+        "format", "format_version", "name", "description", "frame_rate", "chunking", "silence", "encoders", "streams", "provenance", "verification"
     ]
     assert list(load_pack(a).manifest["streams"]) == ["S", "A"]  # fixed order whatever the caller's
+    assert load_pack(a).manifest["silence"]["floor_dbfs"] == load_pack(a).silence_floor_dbfs == -70.0
 
 
 def test_rewrite_replaces_and_failure_leaves_nothing_behind(tmp_path):

@@ -9,6 +9,8 @@ the first time the streams diverge and the runs of disagreement.
 Only like can be compared: two streams made by different packs (``manifest_sha256``), at
 different frame rates, or from different audio (source ``sha256``) are reported as not
 comparable, naming which differs; a token mismatch there would mean nothing.
+``--any-audio`` drops the last check: the same song in two encodings (FLAC and MP3, say)
+compares frame by frame; the pack and the frame rate must still match.
 
 Exit codes: 0 every level of every stream within ``--max-mismatch`` (default 0: identical
 tokens, the project's byte-identical promise), 1 some level beyond it, 2 not comparable,
@@ -40,8 +42,9 @@ examples:
   nat diff golden.ndjson new.ndjson --max-mismatch 0.5% --levels S0,S1,A0
   nat song.flac | nat diff golden.ndjson -                       # NEW from stdin
   nat diff old_lam_file.ndjson new.ndjson --json
+  nat diff song.flac.ndjson song.mp3.ndjson --any-audio --max-mismatch 5%   # two encodings
 exit codes: 0 within --max-mismatch, 1 beyond it, 2 not comparable (different pack, frame rate
-            or audio: the message says which), unreadable file or usage error
+            or, without --any-audio, audio: the message says which), unreadable file or usage error
 """
 
 
@@ -91,8 +94,8 @@ def _short(value: str | None) -> str:
     return "none" if value is None else (value[:12] + "..." if len(value) > 15 else value)
 
 
-def comparability(golden: TokenStream, new: TokenStream) -> str | None:
-    """Why the two streams cannot be compared, or None."""
+def comparability(golden: TokenStream, new: TokenStream, any_audio: bool = False) -> str | None:
+    """Why the two streams cannot be compared, or None (``any_audio``: different audio may be)."""
     if golden.error or new.error:
         which = "GOLDEN" if golden.error else "NEW"
         return f"{which} holds an error record instead of tokens ({golden.error or new.error})"
@@ -104,7 +107,7 @@ def comparability(golden: TokenStream, new: TokenStream) -> str | None:
     if abs(golden.frame_rate - new.frame_rate) > 1e-6:
         reasons.append(f"frame rate differs (golden {golden.frame_rate:g}/s, new {new.frame_rate:g}/s)")
     g_sha, n_sha = _source_sha256(golden), _source_sha256(new)
-    if g_sha and n_sha and g_sha != n_sha:
+    if not any_audio and g_sha and n_sha and g_sha != n_sha:
         reasons.append(f"source sha256 differs (golden {_short(g_sha)}, new {_short(n_sha)}): not the same audio")
     return "; ".join(reasons) or None
 
@@ -227,6 +230,7 @@ def build_parser() -> command.Parser:
     p.add_argument("--max-mismatch", default="0", metavar="P", help="allowed mismatching frames per level, e.g. 0.1%% or 0.001 (default 0: identical)")
     p.add_argument("--levels", metavar="L,L", help="compare only these levels, e.g. S0,A0 (default: all)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON line instead of text")
+    p.add_argument("--any-audio", action="store_true", help="compare streams of different audio (the same song in two encodings) frame by frame; the pack and frame rate must still match")
     return p
 
 
@@ -243,7 +247,7 @@ def run(argv: list[str]) -> int:
         if len(golden) != len(new):
             raise NotComparable(f"GOLDEN holds {len(golden)} streams, NEW holds {len(new)}")
         for k, (g, n) in enumerate(zip(golden, new), 1):
-            reason = comparability(g, n)
+            reason = comparability(g, n, args.any_audio)
             if reason:
                 raise NotComparable(f"stream {k} ({g.name}): {reason}")
             diffs.append(compare(g, n, _select_levels(g, n, wanted, k), k))

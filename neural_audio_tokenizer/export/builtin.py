@@ -1,7 +1,9 @@
 """The built-in pack's recipe: ``python -m neural_audio_tokenizer.export.builtin --out DIR``.
 
-Everything comes from this repository and two apt packages, with no download and no
-torch: a seeded corpus rendered with FluidSynth (export/corpus.py), a fixed-DSP ONNX
+Everything comes from this repository and four apt packages (fluidsynth and
+fluid-soundfont-gm for the corpus; warzone2100-music and hedgewars-data, real music whose
+codec noise weights A: export/codec_noise.py), with no download and no torch: a seeded
+corpus rendered with FluidSynth (export/corpus.py), a fixed-DSP ONNX
 encoder (export/dsp.py), features gathered through the runtime's own FeaturePipeline in
 onnxruntime (export/collect.py), normalization and residual-VQ codebooks fitted with numpy
 (codebooks/fit.py), and the pack written by export/pack_writer.py. Same seed and tools ->
@@ -17,12 +19,14 @@ instrument of every clip by nearest neighbour (82 % with the former 20 cepstra, 
 half followed pitch), and S0 names the tune (73 %) far more often than the instrument
 (25 %; the former spectral-flux dims in S had made S tell the instrument first).
 
-Codebook sizes: 4 levels of 256 codes for both streams. The fit sees 12,000 frames (200
-clips x 12 s x 5 Hz; 20 more clips are held out), about 47 per code at every level: enough
-for k-means to place every code (the report shows no dead codes), while 256 keeps each token
-a byte. On the evaluation clips at most 15 % of any level's codes go unused (S0; 11 % for
-A0). Larger books would mostly split the corpus's own clips: held-out error is already
-1.4-1.5x the training error at level 0 and grows towards the last level.
+Codebook sizes: 4 levels of 64, 128, 256 and 256 codes for both streams, stored as 256
+entries per level (a smaller level repeats its codes; ties go to the lowest index, so the
+repeats are never chosen). The fit sees the corpus's sounding frames (200 clips x 12 s x
+5 Hz, less the frames below the silence floor; 20 more clips are held out). With 256 codes
+at every level a lossy codec flipped one A0 token in twenty and one A1 token in five on
+real music; the coarser first levels and A's codec-noise weights (export/codec_noise.py,
+measured with bench/robust_levers.py, docs/quality.md) keep 96-99 % of A0 and 90-97 % of
+A1 tokens, and S0 names the tune more often than before.
 
 ``--demo examples/demo.ogg --fixture tests/data/clip.flac`` also renders the repository's
 example and test clips (export/corpus.py ``render_demo``, ``render_fixture``).
@@ -45,13 +49,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..codebooks.fit import apply_normalization, fit_normalization, fit_rvq
+from ..codebooks.fit import apply_normalization, fit_normalization
 from ..codebooks.quantize import quantize
 from ..runtime.audio import from_array, open_path
+from ..runtime.silence import DEFAULT_FLOOR_DBFS, SilenceGate
+from . import codec_noise
 from . import corpus as corpus_mod
 from . import dsp
 from ..runtime.features import build_pipeline
-from .collect import collect_features, ort_runner
+from .collect import ort_runner
 from .pack_writer import write_pack
 
 NAME = "builtin"
@@ -59,7 +65,8 @@ FRAME_RATE = 5
 WINDOW_S = 10.0
 CONTEXT_S = 1.0
 LEVELS = 4
-CODES = {"S": 256, "A": 256}
+CODES = {"S": (64, 128, 256, 256), "A": (64, 128, 256, 256)}  # per level (export/codec_noise.py)
+NOISE_WEIGHTED = ("A",)  # streams whose normalization is weighted by codec noise (export/codec_noise.py)
 CLIPS = 220
 CLIP_SECONDS = 12.0
 HOLD_OUT_EVERY = 11  # every 11th clip is held out (11 and CYCLE's 20 are coprime: all kinds)
@@ -72,8 +79,9 @@ DESCRIPTION = (
     "NAT's built-in pack: fixed signal processing, no learned weights, no download. "
     "S (semantic): 12-bin chroma over about a second (harmony: what is played). "
     "A (acoustic): mean and spread of 8 mel cepstra and the level envelope over each 0.2 s frame "
-    "(timbre: who plays it). 5 frames per second, 4 RVQ levels of 256 codes per stream, fitted on a "
-    "FluidSynth-rendered General MIDI corpus plus synthesized noise, sweeps and clicks."
+    "(timbre: who plays it). 5 frames per second, 4 RVQ levels of 64, 128, 256 and 256 codes per stream, "
+    "fitted on the sounding frames of a FluidSynth-rendered General MIDI corpus plus synthesized noise, sweeps "
+    "and clicks; A weighted against codec noise measured on real music. Frames below -70 dBFS get the silence codes."
 )
 
 
@@ -91,6 +99,22 @@ def probe_signal() -> np.ndarray:
 
 def _codes(features: np.ndarray, normalization: np.ndarray, codebooks: np.ndarray) -> np.ndarray:
     return quantize(apply_normalization(features, normalization), codebooks.astype(np.float64))
+
+
+def _probe_codes(probe: np.ndarray, pipeline, run, streams: dict) -> dict[str, list]:
+    """The probe's codes by the recipe's arithmetic, silence floor included (its silent
+    second gets the codes the pack gives digital zero, as in the runtime)."""
+
+    def codes(name: str, features: np.ndarray) -> np.ndarray:
+        return _codes(features, streams[name]["normalization"], streams[name]["codebooks"])
+
+    gate = SilenceGate.for_pipeline(DEFAULT_FLOOR_DBFS, pipeline, run, codes, dsp.SAMPLE_RATE)
+    source = gate.meter(from_array(probe, dsp.SAMPLE_RATE, "probe"))
+    out: dict[str, list] = {name: [] for name in STREAMS}
+    for chunk in pipeline.iter_chunks(source, run):
+        for name, c in gate.apply(source, chunk.first_frame, {n: codes(n, f) for n, f in chunk.streams.items()}).items():
+            out[name] += c.tolist()
+    return out
 
 
 def _heldout(features: np.ndarray, normalization: np.ndarray, codebooks: np.ndarray) -> list[float]:
@@ -128,30 +152,36 @@ def build(out: Path, seed: int = 0, clips: int = CLIPS, clip_seconds: float = CL
     # The encoder looks back (span/2 - centre) samples; the chunk context must cover it.
     assert round(CONTEXT_S * encoder.sample_rate) >= encoder.window - encoder.hop
 
+    music = codec_noise.music_files("fit")  # fails early, before rendering, when the packages are missing
     with tempfile.TemporaryDirectory(prefix="nat-builtin-corpus-") as tmp:
         files = _corpus_files(Path(corpus_dir or tmp), clips, seed, clip_seconds, log)
         train = [f for i, f in enumerate(files) if i % HOLD_OUT_EVERY != HOLD_OUT_EVERY - 1]
         held = [f for i, f in enumerate(files) if i % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1]
-        log(f"collecting features: {len(train)} training clips, {len(held)} held out")
-        feats = collect_features(pipeline, run, (open_path(os.fspath(f)) for f in train))
-        held_feats = collect_features(pipeline, run, (open_path(os.fspath(f)) for f in held))
+        log(f"collecting features: {len(train)} training clips, {len(held)} held out (sounding frames)")
+        feats = codec_noise.sounding_features(pipeline, run, (open_path(os.fspath(f)) for f in train))
+        held_feats = codec_noise.sounding_features(pipeline, run, (open_path(os.fspath(f)) for f in held))
+    music_list = [f for fs in music.values() for f in fs]
+    log(f"measuring codec noise on {len(music_list)} real music files (the first {codec_noise.SECONDS:g} s of each)")
+    clean, change = codec_noise.codec_pairs(pipeline, run, music_list)
     probe = probe_signal()
-    probe_feats = collect_features(pipeline, run, [from_array(probe, dsp.SAMPLE_RATE, "probe")])
 
-    streams, fit_report, heldout, probe_codes = {}, {}, {}, {}
+    streams, fit_report, heldout, probe_codes, weights = {}, {}, {}, {}, {}
     for name, route in STREAMS.items():
-        log(f"fitting {name}: {feats[name].shape[0]} frames x {feats[name].shape[1]} dims, {LEVELS} levels of {CODES[name]} codes")
+        log(f"fitting {name}: {feats[name].shape[0]} frames x {feats[name].shape[1]} dims, {LEVELS} levels of {'/'.join(map(str, CODES[name]))} codes")
         norm = fit_normalization(feats[name])
-        books, report = fit_rvq(apply_normalization(feats[name], norm), LEVELS, CODES[name], seed, ITERATIONS)
+        if name in NOISE_WEIGHTED:
+            weights[name] = codec_noise.noise_weights(clean[name], change[name])
+            norm[1] = (norm[1] / weights[name]).astype(np.float32)  # a dimension codecs rewrite counts less
+        books, report = codec_noise.fit_levels(feats[name], norm, CODES[name], seed, ITERATIONS)
         streams[name] = {**route, "normalization": norm, "projection": None, "codebooks": books}
         fit_report[name] = {
             "frames": int(feats[name].shape[0]),
             "dim": int(feats[name].shape[1]),
-            "codes": CODES[name],
+            "codes": list(CODES[name]),
             "levels": [{k: round(v, 6) if isinstance(v, float) else v for k, v in r.items()} for r in report],
         }
         heldout[name] = {"frames": int(held_feats[name].shape[0]), "mse_per_level": _heldout(held_feats[name], norm, books)}
-        probe_codes[name] = _codes(probe_feats[name], norm, books).tolist()
+    probe_codes = _probe_codes(probe, pipeline, run, streams)
 
     provenance = {
         "recipe": f"python -m neural_audio_tokenizer.export.builtin --out <dir> --seed {seed}" + ("" if (clips, clip_seconds) == (CLIPS, CLIP_SECONDS) else f" --clips {clips} --clip-seconds {clip_seconds:g}"),
@@ -164,7 +194,16 @@ def build(out: Path, seed: int = 0, clips: int = CLIPS, clip_seconds: float = CL
             "acoustic": f"{dsp.N_FFT_ACOUSTIC}-pt Hann STFT, {dsp.N_MELS} mel bands {dsp.MEL_FMIN:g}-{dsp.MEL_FMAX:g} Hz, per-frame normalized log (floor {dsp.FLOOR:g}), DCT c0..c{dsp.N_CEPSTRA - 1}; level envelope log(level / {dsp.LEVEL_FRAMES}-frame local level + {dsp.ENVELOPE_FLOOR:g})",
             "semantic": f"12-bin chroma ({dsp.N_FFT_CHROMA}-pt STFT magnitude, {dsp.CHROMA_FMIN:g}-{dsp.CHROMA_FMAX:g} Hz), computed every {dsp.CHROMA_HOP} samples and Hann-smoothed over {dsp.SMOOTH_FRAMES} of those frames, L1-normalized, each value repeated for its {dsp.CHROMA_REPEAT} encoder frames",
         },
-        "fit": {"algorithm": "residual k-means (k-means++ init, Lloyd), codebooks/fit.py", "iterations": ITERATIONS, "streams": fit_report},
+        "fit": {"algorithm": "residual k-means (k-means++ init, Lloyd), codebooks/fit.py, one level at a time (seed + level), smaller levels repeated to 256 entries (export/codec_noise.py)",
+                "frames": "sounding frames only: those at or above the silence floor", "iterations": ITERATIONS, "streams": fit_report},
+        "codec_noise": {
+            "what": "normalization std of the listed streams divided by per-dimension weights (spread / feature change under MP3 and OGG Vorbis round trips, mean 1), export/codec_noise.py",
+            "codecs": list(codec_noise.CODECS),
+            "packages": codec_noise.package_versions(),
+            "files": [f"{pkg}: {', '.join(str(f.relative_to(codec_noise.MUSIC_PACKAGES[pkg])) for f in fs)}" for pkg, fs in music.items()],
+            "seconds_per_file": codec_noise.SECONDS,
+            "weights": {k: [float(x) for x in v] for k, v in weights.items()},
+        },
         "libraries": _versions(),
     }
     verification = {
@@ -218,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {corpus_mod.render_fixture(args.fixture)}")
         if args.out:
             build(args.out, args.seed, args.clips, args.clip_seconds, corpus_dir=args.corpus_dir)
-    except corpus_mod.CorpusError as exc:
+    except corpus_mod.CorpusError as exc:  # also missing real music (export/codec_noise.py)
         print(f"nat builtin: {exc}", file=sys.stderr)
         return 2
     return 0

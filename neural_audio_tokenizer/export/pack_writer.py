@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..runtime.pack import FORMAT, INPUT_NORMALIZATIONS, POOLINGS, STREAM_NAMES, load_pack
+from ..runtime.silence import DEFAULT_FLOOR_DBFS
 
 FORMAT_VERSION = 1
 
@@ -59,12 +60,14 @@ def write_pack(
     streams: Mapping[str, Mapping],
     provenance: dict,
     verification: dict | None = None,
+    silence_floor_dbfs: float | None = DEFAULT_FLOOR_DBFS,
 ) -> Path:
     """Write the pack and return its path (verified by loading it).
 
     ``encoders[name]``: model_bytes, input, sample_rate, hop, window, input_normalization, outputs.
     ``streams["S"|"A"]``: encoder, output, pooling, normalization [2, D], projection [D, P] or
-    None, codebooks [levels, codes, D or P]."""
+    None, codebooks [levels, codes, D or P]. ``silence_floor_dbfs``: frames below it get the
+    silence codes (runtime/silence.py); None writes ``"floor_dbfs": null`` (no floor)."""
     out = Path(out_dir).absolute()
     if sorted(streams) != sorted(STREAM_NAMES):
         raise ValueError(f"streams must be exactly {list(STREAM_NAMES)}, got {sorted(streams)}")
@@ -110,6 +113,7 @@ def write_pack(
             "description": description,
             "frame_rate": int(frame_rate),
             "chunking": {"window_s": window_s, "context_s": context_s},
+            "silence": {"floor_dbfs": silence_floor_dbfs, "level": "RMS of the pack frame's mono input samples, dBFS (full-scale square wave = 0)"},
             "encoders": enc_entries,
             "streams": stream_entries,
             "provenance": provenance,

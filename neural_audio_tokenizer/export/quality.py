@@ -341,6 +341,12 @@ def label_information(clip_tokens: Sequence[np.ndarray], clip_labels: Sequence, 
     return {"nmi": mi / h if h > 0 else 0.0, "ami": (mi - chance) / (h - chance) if h > chance else 0.0, "chance_nmi": chance / h if h > 0 else 0.0}
 
 
+def reachable_codes(book: np.ndarray) -> int:
+    """Codes a level can choose: its distinct entries (a level with fewer codes repeats them,
+    export/codec_noise.py, and a repeat never wins: ties go to the lowest index)."""
+    return int(len(np.unique(np.asarray(book), axis=0)))
+
+
 def utilization(tokens: np.ndarray, codes: int) -> dict:
     counts = np.bincount(tokens, minlength=codes)
     used = int(np.sum(counts > 0))
@@ -415,7 +421,8 @@ def evaluate(pack: str | os.PathLike | None, eval_set: EvalSet, workers: int = 2
     }
 
     everything = np.concatenate(base + inst)
-    util = {n: utilization(everything[:, col[n]], sizes[n[0]]) for n in names}
+    reach = {n: reachable_codes(tok.pack.streams[n[0]].codebooks[int(n[1:])]) for n in names}
+    util = {n: utilization(everything[:, col[n]], reach[n]) for n in names}
     result = {
         "pack": {"name": tok.pack.name, "path": os.fspath(tok.pack.path), "manifest_sha256": tok.pack.manifest_sha256,
                  "codes": sizes, "levels": levels, "encoders": sorted(tok.pack.encoders)},
@@ -529,8 +536,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of tables")
     parser.add_argument("--workers", type=int, default=2, help="clips rendered and tokenized at once (default 2)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="onnxruntime device for the pack's encoders (default cpu)")
-    parser.add_argument("--require-goals", action="store_true", help="exit 1 when a goal of issue #7 is missed")
+    parser.add_argument("--require-goals", action="store_true", help="exit 1 when a goal (issue #7; with --audio issue #12's) is missed")
+    parser.add_argument("--audio", metavar="DIR", help="evaluate on the music in DIR instead of rendered clips: the same changes, label-free distinctness, change rates (export/music_eval.py)")
+    parser.add_argument("--max-seconds", type=float, metavar="S", help="with --audio: only the first S seconds of each file")
+    parser.add_argument("--max-files", type=int, metavar="N", help="with --audio: only the first N files (sorted by path)")
     args = parser.parse_args(argv)
+    if args.audio:
+        return _main_audio(args)
     from ..errors import NatError
 
     log = (lambda m: None) if args.json else (lambda m: print(f"nat-export eval: {m}", file=sys.stderr, flush=True))
@@ -546,6 +558,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nat-export eval: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(json.dumps(result, indent=1) if args.json else format_report(result), end="" if not args.json else "\n")
+    if args.require_goals and not all(g["met"] for g in result["goals"]):
+        return EXIT_GOALS
+    return EXIT_OK
+
+
+def _main_audio(args: argparse.Namespace) -> int:
+    """``--audio DIR``: export/music_eval.py, with this command's output and exit codes."""
+    from ..errors import NatError
+    from . import music_eval
+
+    log = (lambda m: None) if args.json else (lambda m: print(f"nat-export eval: {m}", file=sys.stderr, flush=True))
+    if (args.max_seconds is not None and args.max_seconds <= 0) or (args.max_files is not None and args.max_files <= 0):
+        print("nat-export eval: --max-seconds and --max-files must be positive", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        from ..packs import resolve_pack
+
+        result = music_eval.evaluate_folder(resolve_pack(args.pack), args.audio, args.max_seconds, args.max_files, args.workers, log, args.device)
+    except (music_eval.AudioEvalError, NatError) as exc:
+        print(f"nat-export eval: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(json.dumps(result, indent=1) if args.json else music_eval.format_report(result), end="" if not args.json else "\n")
     if args.require_goals and not all(g["met"] for g in result["goals"]):
         return EXIT_GOALS
     return EXIT_OK

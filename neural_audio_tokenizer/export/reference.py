@@ -77,7 +77,7 @@ def torch_modules(pack: Pack, models: Mapping[str, str] | None = None) -> dict[s
 
 class ReferenceTokenizer(RunnerTokenizer):
     """A Tokenizer whose encoders are the torch modules of a TorchRunner: its streams are
-    exactly the runtime's, but for the encoder arithmetic."""
+    exactly the runtime's (silence floor included), but for the encoder arithmetic."""
 
 
 def _pack(pack: str | os.PathLike | Pack) -> Pack:

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import PackError
 from .onnx_check import FLOAT, ModelInfo, OnnxCheckError, inspect_model
+from .silence import DEFAULT_FLOOR_DBFS, UNSET, parse_floor
 
 FORMAT = "nat-pack"
 FORMAT_VERSIONS = (1,)
@@ -93,6 +94,7 @@ class Pack:
     context_s: float  # audio added on each side of a chunk's core
     encoders: dict[str, EncoderSpec]
     streams: dict[str, StreamSpec]
+    silence_floor_dbfs: float | None = DEFAULT_FLOOR_DBFS  # manifest silence.floor_dbfs (runtime/silence.py)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -344,4 +346,5 @@ def _load(root: Path) -> Pack:
         context_s=context_s,
         encoders=encoders,
         streams=streams,
+        silence_floor_dbfs=parse_floor(manifest.get("silence", UNSET)),
     )

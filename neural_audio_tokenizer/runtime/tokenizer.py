@@ -27,6 +27,7 @@ from .features import ChunkFeatures, EncoderRun, pipeline_for
 from .pack import Pack, StreamSpec, load_pack
 from .records import Frame, frame_time
 from .session import SessionOptions, create_session, parallelism, resolve_device, run_session
+from .silence import SilenceGate
 from .stream import TokenStream, counted, make_header
 
 AudioInput = Union[str, os.PathLike, bytes, tuple, AudioSource]
@@ -58,15 +59,18 @@ class Tokenizer:
         with ThreadPoolExecutor(len(pack.encoders)) as pool:
             made = pool.map(lambda enc: create_session(enc.model_bytes, enc.file, session_options), pack.encoders.values())
             self._sessions = dict(zip(pack.encoders, made))
+        self._outputs = {name: list(enc.outputs) for name, enc in pack.encoders.items()}
         # The sessions hold the models now: a second copy of a neural pack's bytes would be waste.
         self._prepare(dataclasses.replace(pack, encoders={n: dataclasses.replace(e, model_bytes=b"") for n, e in pack.encoders.items()}))
-        self._outputs = {name: list(enc.outputs) for name, enc in pack.encoders.items()}
 
     def _prepare(self, pack: Pack) -> None:
-        """What every way of running the encoders shares: the pack, its pipeline, its code norms."""
+        """What every way of running the encoders shares: the pack, its pipeline, its code
+        norms, its silence codes (computed with ``_run``, which must work by now)."""
         self.pack = pack
         self.pipeline = pipeline_for(pack)
         self._norms = {name: code_norms(s.codebooks) for name, s in pack.streams.items()}
+        first = next(iter(pack.encoders.values()))
+        self.silence = SilenceGate.for_pipeline(pack.silence_floor_dbfs, self.pipeline, self._run, self.quantize, first.sample_rate)
 
     @classmethod
     def load(
@@ -121,12 +125,14 @@ class Tokenizer:
 
     def frames(self, source: AudioSource) -> Iterator[Frame]:
         """The frames of a decoded input (``source`` is read once, as they are iterated)."""
-        return self.chunk_frames(self.pipeline.iter_chunks(source, self._run, self.batch, self.workers))
+        metered = self.silence.meter(source)
+        return self.chunk_frames(self.pipeline.iter_chunks(metered, self._run, self.batch, self.workers), metered)
 
-    def chunk_frames(self, chunks: Iterable[ChunkFeatures]) -> Iterator[Frame]:
-        """Frames from pooled chunk features: each stream quantized, frame by frame."""
+    def chunk_frames(self, chunks: Iterable[ChunkFeatures], metered) -> Iterator[Frame]:
+        """Frames from pooled chunk features: each stream quantized, silent frames given the
+        pack's silence codes (``metered``: the source as ``self.silence.meter`` wrapped it)."""
         for chunk in chunks:
-            codes = {name: self.quantize(name, feats) for name, feats in chunk.streams.items()}
+            codes = self.silence.apply(metered, chunk.first_frame, {name: self.quantize(name, feats) for name, feats in chunk.streams.items()})
             for i in range(chunk.n_frames):
                 index = chunk.first_frame + i
                 yield Frame(
@@ -150,9 +156,9 @@ class RunnerTokenizer(Tokenizer):
     onnxruntime sessions (the export side's torch reference). One call at a time."""
 
     def __init__(self, pack: Pack, run: EncoderRun) -> None:
-        self._prepare(pack)
         self._runner = run
         self.batch, self.workers = 1, 1
+        self._prepare(pack)
 
     def _run(self, encoder: str, waveform: np.ndarray) -> Mapping[str, np.ndarray]:
         return self._runner(encoder, waveform)

@@ -1,0 +1,206 @@
+"""The silence floor: frames quieter than a fixed level get the same tokens, whatever the noise.
+
+Below some level a recording holds no music, only what the medium adds: digital zero, the
+dither of 16-bit audio (about -98 dBFS RMS), an MP3 decoder's near-silence, tape or room
+noise. Tokenized as sound, that noise decides the tokens (a resample round trip or a
+different dither flips them), and an LLM reading the stream sees events in a pause. So a
+pack frame whose input level is below the pack's *floor* gets the *silence codes* instead
+of what its features quantize to: the codes the pack gives digital silence.
+
+- Level: the RMS of the frame's mono input samples at the input rate (the samples
+  ``i`` with ``i * frame_rate // sample_rate == k`` belong to frame ``k``), in dBFS
+  (a full-scale square wave is 0 dBFS, a full-scale sine -3 dBFS). A frame is silent when
+  ``10 * log10(mean(x^2)) < floor_dbfs``. Its samples are set to zero before any encoder
+  sees them (:class:`MeteredSource`), and its codes are the silence codes.
+- Floor: the manifest's optional ``silence.floor_dbfs`` (pack format stays version 1);
+  packs without it get :data:`DEFAULT_FLOOR_DBFS`; ``"floor_dbfs": null`` turns it off.
+- Silence codes: the codes of a middle frame of one second of digital zero, computed
+  once per tokenizer by the pack's own encoders (so every pack, built-in or neural, has
+  them without storing them).
+
+Neural packs normalize each chunk's input to unit variance (``zero_mean_unit_variance``,
+features.normalize_input). A chunk below the floor reaches it as digital zero, which that
+normalization leaves at zero; so it is never blown up to full scale. (Its ``+ 1e-7`` under
+the square root, from transformers, already caps the gain at 70 dB, i.e. it maps -70 dBFS
+RMS to about -3 dB re unit variance; the floor makes sure nothing below it is amplified at all.)
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .audio import AudioSource, SourceInfo, from_array
+from ..errors import PackError
+from .features import EncoderRun, FeaturePipeline
+
+# 20 dB above white noise at -90 dBFS (the loudest "noise of 16-bit audio" the floor must
+# swallow) and below the quietest passages of real recordings (pp strings sit near -60).
+DEFAULT_FLOOR_DBFS = -70.0
+FLOOR_RANGE = (-140.0, 0.0)
+SILENCE_PROBE_S = 1.0  # digital zero fed to the encoders for the silence codes
+UNSET: Any = object()
+
+
+def parse_floor(entry: Any = UNSET) -> float | None:
+    """The manifest's ``silence`` entry -> floor in dBFS, or None (no floor). Absent: the default."""
+    if entry is UNSET:
+        return DEFAULT_FLOOR_DBFS
+    if not isinstance(entry, dict) or "floor_dbfs" not in entry:
+        raise PackError('pack manifest.json silence: expected an object with "floor_dbfs" (a number in dBFS, or null)')
+    value = entry["floor_dbfs"]
+    if value is None:
+        return None
+    lo, hi = FLOOR_RANGE
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+        raise PackError(f"pack manifest.json silence.floor_dbfs: expected a number in [{lo:g}, {hi:g}] or null, got {value!r}")
+    return float(value)
+
+
+def floor_power(floor_dbfs: float) -> float:
+    """Mean square of a signal at ``floor_dbfs``."""
+    return 10.0 ** (floor_dbfs / 10.0)
+
+
+class LevelMeter:
+    """Which pack frames of a mono sample stream are below the floor, decided block by block."""
+
+    def __init__(self, sample_rate: int, frame_rate: int, floor_dbfs: float) -> None:
+        self.sample_rate = sample_rate
+        self.frame_rate = frame_rate
+        self.power = floor_power(floor_dbfs)
+        self.seen = 0  # samples pushed so far
+        self.silent: list[bool] = []  # per decided frame, in order (one bool per 0.2 s: tiny)
+        self._sum = 0.0  # sum of squares of the undecided frame's samples so far
+        self._count = 0
+
+    def frame_of(self, sample: int) -> int:
+        return sample * self.frame_rate // self.sample_rate
+
+    def start(self, frame: int) -> int:
+        """First sample of ``frame``: the smallest i with frame_of(i) == frame."""
+        return -(-frame * self.sample_rate // self.frame_rate)
+
+    def push(self, block: np.ndarray) -> None:
+        """Meter ``block``; decide every frame it completes."""
+        if not len(block):
+            return
+        first, end = self.seen, self.seen + len(block)
+        frames = range(self.frame_of(first), self.frame_of(end - 1) + 1)
+        cuts = np.array([max(self.start(k), first) - first for k in frames])
+        sums = np.add.reduceat(np.square(block, dtype=np.float64), cuts)
+        counts = np.diff(np.append(cuts, len(block)))
+        self.seen = end
+        for k, total, n in zip(frames, sums.tolist(), counts.tolist()):
+            self._sum += total
+            self._count += n
+            if self.start(k + 1) <= end:  # frame k is complete
+                self._decide()
+
+    def finish(self) -> None:
+        """The input ended: decide the partial last frame, if any."""
+        if self._count:
+            self._decide()
+
+    def _decide(self) -> None:
+        self.silent.append(self._sum / self._count < self.power)
+        self._sum, self._count = 0.0, 0
+
+    def gate(self, block: np.ndarray, first: int) -> np.ndarray:
+        """``block`` (starting at sample ``first``, all its frames decided) with silent frames zeroed."""
+        out = block
+        for k in range(self.frame_of(first), self.frame_of(first + len(block) - 1) + 1):
+            if self.silent[k]:
+                if out is block:
+                    out = block.copy()
+                out[max(self.start(k), first) - first : self.start(k + 1) - first] = 0.0
+        return out
+
+
+@dataclass
+class MeteredSource:
+    """An AudioSource look-alike for the feature pipeline: the same blocks, each handed on
+    once every frame it touches is decided, with the silent frames' samples set to zero. So
+    the encoders see digital zero wherever the input is below the floor, and the tokens of
+    the sounding frames around a pause do not depend on the noise in it either."""
+
+    source: AudioSource
+    meter: LevelMeter
+
+    @property
+    def info(self) -> SourceInfo:
+        return self.source.info
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        pending: deque[np.ndarray] = deque()
+        first = 0  # sample index of pending[0]
+        for block in self.source.blocks():
+            self.meter.push(block)
+            pending.append(block)
+            # Block sizes are kept (soxr streams the same blocks as without a floor).
+            while pending and self.meter.frame_of(first + len(pending[0]) - 1) < len(self.meter.silent):
+                block = pending.popleft()
+                yield self.meter.gate(block, first)
+                first += len(block)
+        self.meter.finish()
+        while pending:
+            block = pending.popleft()
+            yield self.meter.gate(block, first) if len(block) else block
+            first += len(block)
+
+    def silent(self, first_frame: int, n: int) -> np.ndarray:
+        """[n] bool: which of frames ``first_frame ..`` are below the floor (all decided by now)."""
+        decided = self.meter.silent[first_frame : first_frame + n]
+        return np.array(decided + [True] * (n - len(decided)), dtype=bool)  # a frame with no samples is silent
+
+
+# (stream, pooled features [frames, dim]) -> codes [frames, levels]
+Quantize = Callable[[str, np.ndarray], np.ndarray]
+
+
+@dataclass
+class SilenceGate:
+    """Replaces the codes of frames below the floor with the silence codes."""
+
+    floor_dbfs: float | None
+    frame_rate: int
+    codes: Mapping[str, np.ndarray] = field(default_factory=dict)  # stream -> [levels] int
+
+    @classmethod
+    def for_pipeline(cls, floor_dbfs: float | None, pipeline: FeaturePipeline, run: EncoderRun, quantize: Quantize, sample_rate: int) -> SilenceGate:
+        """The gate for a pack: its silence codes come from its own encoders on digital zero
+        (``pipeline``/``run`` as the tokenizer uses them; ``sample_rate``: any encoder's)."""
+        if floor_dbfs is None:
+            return cls(None, pipeline.frame_rate)
+        zero = from_array(np.zeros(round(SILENCE_PROBE_S * sample_rate), dtype=np.float32), sample_rate, "silence")
+        middle = round(SILENCE_PROBE_S * pipeline.frame_rate) // 2  # away from both edges of the probe
+        for chunk in pipeline.iter_chunks(zero, run):
+            if chunk.first_frame <= middle < chunk.first_frame + chunk.n_frames:
+                i = middle - chunk.first_frame
+                codes = {name: np.asarray(quantize(name, feats[i : i + 1]))[0].copy() for name, feats in chunk.streams.items()}
+                return cls(floor_dbfs, pipeline.frame_rate, codes)
+        raise AssertionError("the silence probe produced no middle frame")
+
+    def meter(self, source: AudioSource) -> AudioSource | MeteredSource:
+        """What to hand the pipeline: ``source`` metered (or as is, without a floor)."""
+        if self.floor_dbfs is None:
+            return source
+        return MeteredSource(source, LevelMeter(source.info.sample_rate, self.frame_rate, self.floor_dbfs))
+
+    def apply(self, source: AudioSource | MeteredSource, first_frame: int, codes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``codes`` of one chunk ([frames, levels] per stream) with its silent frames replaced."""
+        if not isinstance(source, MeteredSource):
+            return codes
+        silent = source.silent(first_frame, len(next(iter(codes.values()))))
+        if not silent.any():
+            return codes
+        out = {}
+        for name, c in codes.items():
+            c = np.array(c, copy=True)
+            c[silent] = self.codes[name]
+            out[name] = c
+        return out
