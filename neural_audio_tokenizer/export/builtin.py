@@ -49,7 +49,7 @@ from ..codebooks.fit import apply_normalization, fit_normalization, fit_rvq
 from ..codebooks.quantize import quantize
 from ..runtime.audio import from_array, open_path
 from . import corpus as corpus_mod
-from . import dsp
+from . import dsp, glossary
 from ..runtime.features import build_pipeline
 from .collect import collect_features, ort_runner
 from .pack_writer import write_pack
@@ -128,13 +128,13 @@ def build(out: Path, seed: int = 0, clips: int = CLIPS, clip_seconds: float = CL
     # The encoder looks back (span/2 - centre) samples; the chunk context must cover it.
     assert round(CONTEXT_S * encoder.sample_rate) >= encoder.window - encoder.hop
 
-    with tempfile.TemporaryDirectory(prefix="nat-builtin-corpus-") as tmp:
-        files = _corpus_files(Path(corpus_dir or tmp), clips, seed, clip_seconds, log)
-        train = [f for i, f in enumerate(files) if i % HOLD_OUT_EVERY != HOLD_OUT_EVERY - 1]
-        held = [f for i, f in enumerate(files) if i % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1]
-        log(f"collecting features: {len(train)} training clips, {len(held)} held out")
-        feats = collect_features(pipeline, run, (open_path(os.fspath(f)) for f in train))
-        held_feats = collect_features(pipeline, run, (open_path(os.fspath(f)) for f in held))
+    tmp = tempfile.TemporaryDirectory(prefix="nat-builtin-corpus-")  # kept until the glossary step has read the clips
+    files = _corpus_files(Path(corpus_dir or tmp.name), clips, seed, clip_seconds, log)
+    train = [f for i, f in enumerate(files) if i % HOLD_OUT_EVERY != HOLD_OUT_EVERY - 1]
+    held = [f for i, f in enumerate(files) if i % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1]
+    log(f"collecting features: {len(train)} training clips, {len(held)} held out")
+    feats = collect_features(pipeline, run, (open_path(os.fspath(f)) for f in train))
+    held_feats = collect_features(pipeline, run, (open_path(os.fspath(f)) for f in held))
     probe = probe_signal()
     probe_feats = collect_features(pipeline, run, [from_array(probe, dsp.SAMPLE_RATE, "probe")])
 
@@ -180,6 +180,10 @@ def build(out: Path, seed: int = 0, clips: int = CLIPS, clip_seconds: float = CL
         out, name=NAME, description=DESCRIPTION, frame_rate=FRAME_RATE, window_s=WINDOW_S, context_s=CONTEXT_S,
         encoders=encoders, streams=streams, provenance=provenance, verification=verification,
     )
+    # The glossary step (export/glossary.py): every corpus clip measured, the same as
+    # `nat-export glossary PACK --corpus DIR` on this pack and its --corpus-dir gives.
+    path = glossary.add_glossary(path, files, root=files[0].parent, log=log)
+    tmp.cleanup()
     log(f"wrote {path} in {time.monotonic() - started:.0f} s")
     for name, rep in fit_report.items():
         for level, r in enumerate(rep["levels"]):
