@@ -284,3 +284,18 @@ def test_prompt_from_a_token_file_uses_its_header_glossary(glossary_pack, long_c
     assert run_nat("prompt", str(plain), "--pack", str(glossary_pack), "--glossary", "--budget", "8000", check=True).stdout.decode() == from_file
     proc = run_nat("prompt", str(plain), "--glossary", "--budget", "8000")  # its pack is not installed under that name
     assert proc.returncode == 2 and proc.stderr.count(b"\n") == 1
+
+
+def test_bench_measures_triads_and_word_agreement(tmp_path):
+    """bench/glossary.py's measurement on 4 held piano triads (the full run is in docs/quality.md)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("glossary_bench", REPO / "bench" / "glossary.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    picks = [(0, "major"), (9, "minor"), (6, "major"), (3, "minor")]
+    clips = [(bench.render(i, "piano", root, q, tmp_path, bench.SEED), root, q) for i, (root, q) in enumerate(picks)]
+    result = bench.evaluate("builtin", clips, bench.SEED)
+    assert result["frames"] == 4 * 15
+    assert result["chord_own_profile"] >= 0.9  # the descriptor names a clean piano triad
+    assert 0.0 <= result["chord"] <= result["chord_named"] <= 1.0 and 0.0 <= result["loudness_random_gain"] <= 1.0
