@@ -24,6 +24,9 @@ a byte. On the evaluation clips at most 15 % of any level's codes go unused (S0;
 A0). Larger books would mostly split the corpus's own clips: held-out error is already
 1.4-1.5x the training error at level 0 and grows towards the last level.
 
+After the fit, the glossary step (export/glossary.py) measures every corpus clip and adds
+``glossary.json``: what each level-0 code's frames sounded like (docs/ndjson.md, "Glossary").
+
 ``--demo examples/demo.ogg --fixture tests/data/clip.flac`` also renders the repository's
 example and test clips (export/corpus.py ``render_demo``, ``render_fixture``).
 
