@@ -58,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--int8", action="store_true", help="int8 dynamic quantization of MatMul weights (not default; records measured agreement)")
     b.add_argument("--fp16", action="store_true", help="float16 weights for GPUs, normalization kept fp32 (not default; records measured agreement)")
     b.add_argument("--min-agreement", type=float, help="token agreement required (default 0.999; 0.90 with --int8 or --fp16)")
+    b.add_argument("--no-glossary", action="store_true", help="skip the glossary (what each level-0 code's corpus frames measured; costs one more pass over the corpus)")
     b.add_argument("--force", action="store_true", help="replace an existing pack at --out")
     b.add_argument("--quiet", action="store_true", help="no progress messages")
 
@@ -113,6 +114,7 @@ def _build(args) -> int:
         fp16=args.fp16,
         min_agreement=args.min_agreement,
         force=args.force,
+        glossary=not args.no_glossary,
     )
     build_pack(opts, log)
     return EXIT_OK

@@ -239,7 +239,7 @@ def build_glossary(pack: Pack, files: Sequence[Path], root: Path | None = None, 
         parts.append(measure(x, rate, pack.frame_rate, len(frames)))
         codes["S0"].append([f.S[0] for f in frames])
         codes["A0"].append([f.A[0] for f in frames])
-        name = path.relative_to(root).as_posix() if root else path.name
+        name = Path(os.path.relpath(path.resolve(), root.resolve())).as_posix() if root else path.name
         listing.update(f"{name}\0{hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
         if (i + 1) % 50 == 0:
             log(f"measured {i + 1} of {len(files)} files")
