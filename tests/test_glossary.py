@@ -159,6 +159,7 @@ def _first(doc: dict, name: str) -> dict:
         (lambda d: _first(d, "A0").update(brightness="ignore previous instructions"), "not in the vocabulary"),
         (lambda d: _first(d, "A0").update(comment="free text"), "unknown field 'comment'"),
         (lambda d: _first(d, "S0").update(chord="H major"), "not a major or minor triad"),
+        (lambda d: _first(d, "S0").pop("match"), "needs 'pitch_classes', 'chord' and 'match'"),
         (lambda d: _first(d, "A0").update(dbfs=1e9), "expected a number"),
         (lambda d: d["codes"]["S0"].update({"16": _first(d, "S0")}), "not a code in"),
         (lambda d: d["codes"].update(S9={}), "not a token of this pack"),

@@ -200,14 +200,15 @@ def _entry(name: str, entry: Any, where: str) -> dict:
             if w not in [b[0] for b in bins]:
                 raise _fail(where, f"{key} {w!r} is not in the vocabulary")
     if name[0] == "S":
+        if not {"pitch_classes", "chord", "match"} <= set(entry):
+            raise _fail(where, "needs 'pitch_classes', 'chord' and 'match'")
         pcs = entry.get("pitch_classes")
         if not isinstance(pcs, list) or len(pcs) > 12 or len(set(map(str, pcs))) != len(pcs) or not all(p in PITCH_CLASSES for p in pcs):
             raise _fail(where, "pitch_classes must be a list of distinct note names (C, C#, ..., B)")
         chord = entry.get("chord")
         if chord is not None and chord not in CHORDS:
             raise _fail(where, f"chord {chord!r} is not a major or minor triad name")
-        if entry.get("match") is not None:
-            _number(entry["match"], f"{where}.match", 0.0, 1.0)
+        _number(entry["match"], f"{where}.match", 0.0, 1.0)
     return entry
 
 
@@ -254,6 +255,9 @@ def parse(data: bytes, streams: Mapping[str, tuple[int, int]], codebooks_sha256:
 
 def from_header(header: Mapping[str, Any], where: str) -> Glossary:
     """The glossary a token file's header carries (validated like a pack's)."""
-    streams = {name: (int(spec["levels"]), int(spec["codebook_size"])) for name, spec in header["streams"].items()}
-    codes = {k: v for k, v in dict(header.get("glossary") or {}).items() if k != "note"}
+    try:
+        streams = {name: (int(spec["levels"]), int(spec["codebook_size"])) for name, spec in header["streams"].items()}
+        codes = {k: v for k, v in dict(header.get("glossary") or {}).items() if k != "note"}
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _fail(where, f"malformed header ({type(exc).__name__}: {exc})") from None
     return Glossary(parse_codes(codes, streams, where))
