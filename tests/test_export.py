@@ -307,6 +307,7 @@ def test_build_writes_a_verified_pack(pack):
     assert ver["passed"] and ver["min_token_agreement"] >= 0.999 and ver["thresholds"]["min_token_agreement"] == 0.999
     assert all(o["max_abs_diff"] < FEATURE_TOL for e in ver["encoder_outputs"].values() for o in e.values())
     assert "/" not in json.dumps(prov["corpus"]["clips"])  # no absolute paths in the manifest
+    assert loaded.glossary is not None and m["glossary"]["file"] == "glossary.json"  # issue #15
 
 
 def test_runtime_tokens_match_torch_reference(pack, models, fresh_clip):

@@ -17,6 +17,7 @@ from .. import __version__
 from ..errors import EXIT_INPUT_FAILED, EXIT_OK, InputError, NatError
 from ..runtime.audio import RAW_RATE, AudioSource, display_name, open_bytes, open_path, probe_seconds
 from ..runtime.formats import FORMATS, OutputFormat, get
+from ..runtime.glossary import Glossary, annotate
 from ..runtime.ndjson import error_record
 from ..runtime.records import LineOptions
 from ..runtime.sinks import DirectorySink, FileSink, Sink, StreamSink
@@ -88,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --output-dir: per input the token files (_tokens.ndjson/.json/.txt), a picture of waveform, "
         "spectrogram and tokens, token histograms, metrics.json and a Markdown report (needs matplotlib: the [viz] extra)",
+    )
+    out.add_argument(
+        "--glossary",
+        action="store_true",
+        help="add what the pack's glossary says about each level-0 code that occurs (ndjson: a header 'glossary' "
+        "object; text: '#' lines); each input is written once its last frame is known (docs/ndjson.md)",
     )
     out.add_argument("--budget-report", action="store_true", help="on stderr: estimated LLM tokens of the output and how much fits 8k/32k/128k contexts")
     enc = p.add_argument_group("encoding")
@@ -185,12 +192,14 @@ def tokenize_items(
     quiet: bool = False,
     output: OutputFormat | None = None,
     progress: Progress | None = None,
+    glossary: Glossary | None = None,
 ) -> tuple[int, int]:
     """Tokenize every item into ``sink``; a failing item never stops the others. (ok, failed).
 
     ``tokenizer``: a runtime Tokenizer; ``options``: how frames become lines; ``raw_rate``:
     the rate of input read as raw PCM; ``quiet``: no warnings; ``output``: the format
-    (default: NAT NDJSON); ``progress``: bars on a terminal (default: none)."""
+    (default: NAT NDJSON); ``progress``: bars on a terminal (default: none); ``glossary``:
+    annotate each stream's header with the entries of the codes it uses (runtime/glossary.py)."""
     output = output or get("ndjson")
     progress = progress or Progress(False)
     ok = failed = 0
@@ -199,7 +208,8 @@ def tokenize_items(
         try:
             source = item.open(raw_rate)
             with progress.file(source):
-                for line in output.render(tokenizer.stream(source), options):
+                stream = tokenizer.stream(source)
+                for line in output.render(annotate(stream, glossary) if glossary else stream, options):
                     sink.line(line)
             ok += 1
             for note in [] if quiet else source.warnings():  # raw fallback, NaN, truncation
@@ -225,6 +235,9 @@ def run(argv: list[str]) -> int:
     from ..runtime.tokenizer import Tokenizer
 
     pack = load_pack(resolve_pack("builtin" if args.compat_fallback else args.pack))
+    if args.glossary and pack.glossary is None:
+        raise NatError(f"--glossary: pack {pack.name!r} has no glossary (nat-export glossary PACK --corpus DIR writes one)")
+    glossary = pack.glossary if args.glossary else None
     device = resolve_device(args.device)  # a device error before stdin is read
     items = _items(args.inputs, args.quiet)
     # CUDA runs one call at a time whatever the inputs (session.parallelism): no probing there
@@ -244,7 +257,7 @@ def run(argv: list[str]) -> int:
         report = BudgetReport(output, options)
         sink, output = report.wrap(sink), report.tap(output)
     try:
-        ok, failed = tokenize_items(tokenizer, items, sink, options, args.raw_rate, quiet=args.quiet, output=output, progress=progress)
+        ok, failed = tokenize_items(tokenizer, items, sink, options, args.raw_rate, quiet=args.quiet, output=output, progress=progress, glossary=glossary)
         sink.close()
     except BaseException:
         sink.abort()
@@ -279,6 +292,8 @@ def _check_combinations(args: argparse.Namespace) -> None:
             log.warning("--budget-report reports streams written to stdout, -o or --output-dir; --all-outputs has none")
     elif args.resample is not None:
         log.info("--resample only changes the audio pictured by --all-outputs; tokens are the same either way")
+    if args.glossary and (args.format not in ("ndjson", "text") or args.all_outputs):
+        raise NatError("--glossary applies to --format ndjson and text, without --all-outputs")
     if args.format in ("hierarchical", "interleaved", "structured") and (args.delta or args.rle):
         log.warning("--delta/--rle do not apply to --format %s (it always lists every token)", args.format)
     if args.format == "lam" and args.delta:

@@ -8,6 +8,14 @@ budget.py); the header's ``fit`` object says what was done, e.g.
 ``"fit":{"pool":3,"line_s":0.6,"rle":true,"budget":30000,"estimated_tokens":29411}``.
 The budget counts the whole prompt, question included, with budget.estimate_tokens.
 
+``--glossary`` adds a legend after the question: one sentence saying the glossary describes
+the pack's fit corpus, not this recording, then one line per level-0 code of the fitted
+stream (``S0 24 = D major (D F# A), tonal``; ``A0 143 = quiet, dark, tonal, steady, low
+register``), the most frequent first. The legend is counted in the budget, and entries go
+before frames do: the frames are fitted as if the legend had no entries, then as many
+entries as the rest of the budget holds are added (``fit`` records ``glossary_entries`` of
+``glossary_codes``).
+
 INPUT is an audio file ('-': stdin), or a NAT NDJSON file (``.ndjson``/``.jsonl``) already
 tokenized, which is then only re-fitted.
 """
@@ -23,7 +31,8 @@ from ..runtime.records import LineOptions
 from ..runtime.sinks import atomic_write
 from ..runtime.stream import TokenStream
 from . import command
-from .budget import estimate_tokens, fit_stream
+from ..runtime.glossary import Glossary, from_header, legend_lines, ranked_entries
+from .budget import Fit, estimate_tokens, fit_stream
 
 DEFAULT_BUDGET = 30000
 TOKEN_FILE_SUFFIXES = (".ndjson", ".jsonl")
@@ -49,6 +58,7 @@ examples:
   nat prompt song.flac                          # fitted to {DEFAULT_BUDGET} tokens, NDJSON
   nat prompt song.flac --budget 8000 --format text | pbcopy
   nat prompt tokens/song.ndjson --budget 4000   # re-fit a stream tokenized earlier
+  nat prompt song.flac --glossary               # with a legend of what the codes measured
 """
 
 
@@ -69,18 +79,56 @@ def renderer(fmt: str):
     return render
 
 
-def build_prompt(stream: TokenStream, budget: int, fmt: str = "ndjson") -> str:
-    """The prompt text: question, blank line, the stream fitted to ``budget`` LLM tokens.
+def build_prompt(stream: TokenStream, budget: int, fmt: str = "ndjson", glossary: Glossary | None = None) -> str:
+    """The prompt text: question, (the glossary legend,) blank line, the stream fitted to
+    ``budget`` LLM tokens.
 
-    ``stream``: one input's stream with all its frames known; ``fmt``: ndjson or text."""
+    ``stream``: one input's stream with all its frames known; ``fmt``: ndjson or text;
+    ``glossary``: the pack's glossary, for the legend (entries go before frames do)."""
     render = renderer(fmt)
-    overhead = estimate_tokens(question(stream) + "\n")
+    if glossary is not None:  # the legend replaces a header glossary the token file may carry
+        stream = stream.with_frames(stream.frames, {k: v for k, v in stream.header.items() if k != "glossary"})
+    overhead = estimate_tokens(question(stream) + (_legend([]) if glossary else "") + "\n")
     fit = fit_stream(stream, budget, render, overhead)
     if fit is None:
         first = TokenStream.complete(stream.header, list(stream.frames)[:1], stream.stats)
         need = estimate_tokens(render(first, LineOptions(0))) + overhead
         raise NatError(f"--budget {budget} is too small: the question, header and one frame alone need ~{need} tokens")
-    return question(fit.stream) + "\n" + render(fit.stream, fit.options)
+    if glossary is None:
+        return question(fit.stream) + "\n" + render(fit.stream, fit.options)
+    return _with_legend(fit, glossary, budget, render)
+
+
+def _legend(entries: list[str]) -> str:
+    return "".join(line + "\n" for line in legend_lines(entries))
+
+
+def _with_legend(fit: Fit, glossary: Glossary, budget: int, render) -> str:
+    """The prompt with as many legend entries (most frequent codes first) as ``budget`` holds
+    beside the fitted frames; ``fit`` in the header records how many."""
+    frames = list(fit.stream.frames)
+    entries = ranked_entries(glossary.for_frames(frames), frames)
+    fit_info = dict(fit.stream.header["fit"])
+
+    def text(k: int) -> tuple[str, int]:
+        info = {**fit_info, "glossary_entries": k, "glossary_codes": len(entries)}
+        for _ in range(3):  # the estimate is printed inside the header: settle its digits
+            stream = fit.stream.with_frames(frames, {**fit.stream.header, "fit": info})
+            out = question(stream) + _legend(entries[:k]) + "\n" + render(stream, fit.options)
+            tokens = estimate_tokens(out)
+            if info["estimated_tokens"] == tokens:
+                break
+            info = {**info, "estimated_tokens": tokens}
+        return out, tokens
+
+    low, high = 0, len(entries)  # the most entries that fit: bisection (each entry costs > 0 tokens)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if text(mid)[1] <= budget:
+            low = mid
+        else:
+            high = mid - 1
+    return text(low)[0]
 
 
 def _load_tokens(path: str) -> TokenStream:
@@ -100,14 +148,37 @@ def _load_tokens(path: str) -> TokenStream:
     return stream
 
 
-def _tokenize(args) -> TokenStream:
-    """The stream of an audio input, all frames computed (fitting needs them all)."""
+def _tokenize(args) -> tuple[TokenStream, Glossary | None]:
+    """The stream of an audio input, all frames computed (fitting needs them all), and its
+    pack's glossary when ``--glossary`` asks for it."""
     from ..runtime.tokenizer import Tokenizer  # onnxruntime and the decoders: only for audio
 
     tokenizer = Tokenizer.load(args.pack, device=args.device, threads=args.threads)
+    glossary = _pack_glossary(tokenizer.pack) if args.glossary else None
     if args.input == "-":
-        return tokenizer.stream(sys.stdin.buffer.read(), "stdin", args.raw_rate).materialized()
-    return tokenizer.stream(args.input, raw_rate=args.raw_rate).materialized()
+        return tokenizer.stream(sys.stdin.buffer.read(), "stdin", args.raw_rate).materialized(), glossary
+    return tokenizer.stream(args.input, raw_rate=args.raw_rate).materialized(), glossary
+
+
+def _pack_glossary(pack) -> Glossary:
+    if pack.glossary is None:
+        raise NatError(f"--glossary: pack {pack.name!r} has no glossary (nat-export glossary PACK --corpus DIR writes one)")
+    return pack.glossary
+
+
+def _file_glossary(args, stream: TokenStream) -> Glossary:
+    """A token file's glossary: its header's (nat --glossary), else its pack's, if that pack
+    is installed and is the very pack that made the tokens (same manifest hash)."""
+    if "glossary" in stream.header:
+        return from_header(stream.header, f"{args.input} glossary")
+    from ..packs import resolve_pack
+    from ..runtime.pack import load_pack
+
+    made_by = stream.header.get("pack") or {}
+    pack = load_pack(resolve_pack(args.pack or made_by.get("name")))
+    if pack.manifest_sha256 != made_by.get("manifest_sha256"):
+        raise NatError(f"--glossary: {args.input} was made by another pack than {pack.name!r} (manifest_sha256 differs); retokenize, or give the pack that made it with --pack")
+    return _pack_glossary(pack)
 
 
 def build_parser() -> command.Parser:
@@ -124,6 +195,7 @@ def build_parser() -> command.Parser:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="execution device (default: cpu)")
     p.add_argument("--threads", type=int, default=0, metavar="N", help="CPU threads per encoder (default: all cores)")
     p.add_argument("--raw-rate", type=int, default=16000, metavar="HZ", help="sample rate for undecodable input read as raw PCM")
+    p.add_argument("--glossary", action="store_true", help="add a legend of what the pack's glossary says about the level-0 codes (counted in the budget)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the prompt to FILE (default: stdout)")
     return p
 
@@ -132,8 +204,12 @@ def run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.budget < 1:
         raise NatError("--budget must be a positive number of tokens")
-    stream = _load_tokens(args.input) if args.input.lower().endswith(TOKEN_FILE_SUFFIXES) else _tokenize(args)
-    text = build_prompt(stream, args.budget, args.format)
+    if args.input.lower().endswith(TOKEN_FILE_SUFFIXES):
+        stream = _load_tokens(args.input)
+        glossary = _file_glossary(args, stream) if args.glossary else None
+    else:
+        stream, glossary = _tokenize(args)
+    text = build_prompt(stream, args.budget, args.format, glossary)
     if args.output and args.output != "-":
         atomic_write(args.output, text.encode("utf-8"))
     else:

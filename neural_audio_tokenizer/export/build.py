@@ -11,7 +11,9 @@ Steps, each a module of its own:
    own loader, and verify it on held-out clips against the torch reference
    (export/verify.py). Below the agreement threshold the staging folder is deleted and
    nothing is left at ``out``; above it the pack is written again with the measurements
-   in its manifest and moved into place.
+   in its manifest and moved into place;
+5. unless ``--no-glossary``: tokenize every corpus clip with the written pack and add the
+   glossary of what each level-0 code's frames measured (export/glossary.py).
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class BuildOptions:
     int8: bool = False
     fp16: bool = False
     min_agreement: float | None = None  # None: 99.9% (fp32) or 90% (int8, fp16)
+    glossary: bool = True  # measure the corpus into the pack's glossary.json (export/glossary.py)
 
     @property
     def precision(self) -> str:
@@ -204,6 +207,10 @@ def build_pack(opts: BuildOptions, log: Callable[[str], None] = lambda msg: prin
         )
         contents = _pack_contents(opts, exported, streams, corpus_meta, fit_report)
         result = write_verified(opts, exported, contents, tmpdir, held_out, names, len(files) > 1, out, log)
+        if opts.glossary:  # every corpus clip, tokenized by the written pack and measured
+            from .glossary import add_glossary
+
+            add_glossary(out, files, root=Path(os.path.commonpath([f.resolve().parent for f in files])), log=log)
     sizes = {p.name: p.stat().st_size for p in sorted(out.iterdir())}
     log(f"wrote {out} ({sum(sizes.values()) / 1e6:.1f} MB)")
     return BuildResult(out, result, sizes)

@@ -28,6 +28,9 @@ real music; the coarser first levels and A's codec-noise weights (export/codec_n
 measured with bench/robust_levers.py, docs/quality.md) keep 96-99 % of A0 and 90-97 % of
 A1 tokens, and S0 names the tune more often than before.
 
+After the fit, the glossary step (export/glossary.py) measures every corpus clip and adds
+``glossary.json``: what each level-0 code's frames sounded like (docs/ndjson.md, "Glossary").
+
 ``--demo examples/demo.ogg --fixture tests/data/clip.flac`` also renders the repository's
 example and test clips (export/corpus.py ``render_demo``, ``render_fixture``).
 
@@ -49,13 +52,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..codebooks.fit import apply_normalization, fit_normalization
+from ..codebooks.fit import apply_normalization, fit_normalization, snap_normalization
 from ..codebooks.quantize import quantize
 from ..runtime.audio import from_array, open_path
 from ..runtime.silence import DEFAULT_FLOOR_DBFS, SilenceGate
 from . import codec_noise
 from . import corpus as corpus_mod
-from . import dsp
+from . import dsp, glossary
 from ..runtime.features import build_pipeline
 from .collect import ort_runner
 from .pack_writer import write_pack
@@ -153,13 +156,13 @@ def build(out: Path, seed: int = 0, clips: int = CLIPS, clip_seconds: float = CL
     assert round(CONTEXT_S * encoder.sample_rate) >= encoder.window - encoder.hop
 
     music = codec_noise.music_files("fit")  # fails early, before rendering, when the packages are missing
-    with tempfile.TemporaryDirectory(prefix="nat-builtin-corpus-") as tmp:
-        files = _corpus_files(Path(corpus_dir or tmp), clips, seed, clip_seconds, log)
-        train = [f for i, f in enumerate(files) if i % HOLD_OUT_EVERY != HOLD_OUT_EVERY - 1]
-        held = [f for i, f in enumerate(files) if i % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1]
-        log(f"collecting features: {len(train)} training clips, {len(held)} held out (sounding frames)")
-        feats = codec_noise.sounding_features(pipeline, run, (open_path(os.fspath(f)) for f in train))
-        held_feats = codec_noise.sounding_features(pipeline, run, (open_path(os.fspath(f)) for f in held))
+    tmp = tempfile.TemporaryDirectory(prefix="nat-builtin-corpus-")  # kept until the glossary step has read the clips
+    files = _corpus_files(Path(corpus_dir or tmp.name), clips, seed, clip_seconds, log)
+    train = [f for i, f in enumerate(files) if i % HOLD_OUT_EVERY != HOLD_OUT_EVERY - 1]
+    held = [f for i, f in enumerate(files) if i % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1]
+    log(f"collecting features: {len(train)} training clips, {len(held)} held out (sounding frames)")
+    feats = codec_noise.sounding_features(pipeline, run, (open_path(os.fspath(f)) for f in train))
+    held_feats = codec_noise.sounding_features(pipeline, run, (open_path(os.fspath(f)) for f in held))
     music_list = [f for fs in music.values() for f in fs]
     log(f"measuring codec noise on {len(music_list)} real music files (the first {codec_noise.SECONDS:g} s of each)")
     clean, change = codec_noise.codec_pairs(pipeline, run, music_list)
@@ -171,7 +174,7 @@ def build(out: Path, seed: int = 0, clips: int = CLIPS, clip_seconds: float = CL
         norm = fit_normalization(feats[name])
         if name in NOISE_WEIGHTED:
             weights[name] = codec_noise.noise_weights(clean[name], change[name])
-            norm[1] = (norm[1] / weights[name]).astype(np.float32)  # a dimension codecs rewrite counts less
+            norm = snap_normalization(np.stack([norm[0], norm[1] / weights[name]]))  # a dimension codecs rewrite counts less; snapped again so rebuilds agree
         books, report = codec_noise.fit_levels(feats[name], norm, CODES[name], seed, ITERATIONS)
         streams[name] = {**route, "normalization": norm, "projection": None, "codebooks": books}
         fit_report[name] = {
@@ -219,6 +222,10 @@ def build(out: Path, seed: int = 0, clips: int = CLIPS, clip_seconds: float = CL
         out, name=NAME, description=DESCRIPTION, frame_rate=FRAME_RATE, window_s=WINDOW_S, context_s=CONTEXT_S,
         encoders=encoders, streams=streams, provenance=provenance, verification=verification,
     )
+    # The glossary step (export/glossary.py): every corpus clip measured, the same as
+    # `nat-export glossary PACK --corpus DIR` on this pack and its --corpus-dir gives.
+    path = glossary.add_glossary(path, files, root=files[0].parent, log=log)
+    tmp.cleanup()
     log(f"wrote {path} in {time.monotonic() - started:.0f} s")
     for name, rep in fit_report.items():
         for level, r in enumerate(rep["levels"]):

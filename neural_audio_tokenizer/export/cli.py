@@ -19,6 +19,7 @@ examples:
   nat-export build --preset mert --corpus my_music/ --codebook-size 512 --out packs/mine
   nat-export verify packs/mert-w2v song.flac
   nat-export publish packs/mert-w2v --out upload/ --repo you/mert-w2v   # docs/distribution.md
+  nat-export glossary packs/mine --corpus my_music/ --out packs/mine-g  # what each code sounds like
 exit codes: 0 ok, 1 verification failed (no pack written), 2 usage/model/corpus/pack error
 """
 
@@ -57,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--int8", action="store_true", help="int8 dynamic quantization of MatMul weights (not default; records measured agreement)")
     b.add_argument("--fp16", action="store_true", help="float16 weights for GPUs, normalization kept fp32 (not default; records measured agreement)")
     b.add_argument("--min-agreement", type=float, help="token agreement required (default 0.999; 0.90 with --int8 or --fp16)")
+    b.add_argument("--no-glossary", action="store_true", help="skip the glossary (what each level-0 code's corpus frames measured; costs one more pass over the corpus)")
     b.add_argument("--force", action="store_true", help="replace an existing pack at --out")
     b.add_argument("--quiet", action="store_true", help="no progress messages")
 
@@ -75,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     pub.add_argument("--repo", metavar="OWNER/NAME", help="the Hugging Face repository it will be uploaded to (for the card's pull line)")
     pub.add_argument("--url", metavar="URL", help="the https:// URL the archive will be served from (for the card's pull line)")
     pub.add_argument("--force", action="store_true", help="replace NAME/ and NAME.tar.gz in --out")
+
+    sub.add_parser("glossary", help="write a glossary of what each level-0 code's corpus frames measured into a pack (no torch needed)", add_help=False)
 
     e = sub.add_parser("eval", help="token quality report (neural_audio_tokenizer.export.quality)", add_help=False)
     e.add_argument("rest", nargs=argparse.REMAINDER)
@@ -110,6 +114,7 @@ def _build(args) -> int:
         fp16=args.fp16,
         min_agreement=args.min_agreement,
         force=args.force,
+        glossary=not args.no_glossary,
     )
     build_pack(opts, log)
     return EXIT_OK
@@ -181,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "eval":  # everything after 'eval' belongs to the quality tool
         return _eval(argv[1:])
+    if argv and argv[0] == "glossary":  # runtime only: works without torch
+        from .glossary import main as glossary_main
+
+        return glossary_main(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -451,6 +451,8 @@ def manifest_files(raw: bytes) -> list[tuple[str, str]]:
     for spec in streams.values() if isinstance(streams, dict) else []:
         if isinstance(spec, dict):
             entries += [spec.get(k) for k in ("normalization", "projection", "codebooks") if spec.get(k) is not None]
+    if manifest.get("glossary") is not None:  # optional (runtime/glossary.py)
+        entries.append(manifest["glossary"])
     files: dict[str, str] = {}
     for entry in entries:
         if not isinstance(entry, dict) or not isinstance(entry.get("file"), str) or not isinstance(entry.get("sha256"), str):

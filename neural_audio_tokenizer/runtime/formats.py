@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Union
 
+from .glossary import legend_lines, ranked_entries
 from .ndjson import dumps, lines
 from .records import Frame, LineOptions, Run, runs
 from .stream import TokenStream
@@ -95,8 +96,14 @@ def text_frame(run: Run, previous: Frame | None, options: LineOptions) -> str:
 
 
 def render_text(stream: TokenStream, options: LineOptions) -> Iterator[Out]:
-    """The compact text form: a ``#`` legend, one line per frame line, ``# end``."""
+    """The compact text form: a ``#`` legend (and the glossary's, when the header has one),
+    one line per frame line, ``# end``."""
     yield text_legend(stream, options)
+    if "glossary" in stream.header:  # nat --glossary: frames are known (runtime/glossary.annotate)
+        frames = list(stream.frames)
+        stream = stream.with_frames(frames)
+        for line in legend_lines(ranked_entries(stream.header["glossary"], frames)):
+            yield f"# {line}\n"
     previous: Frame | None = None
     for run in runs(stream.frames, stream.frame_rate, options):
         yield text_frame(run, previous, options)

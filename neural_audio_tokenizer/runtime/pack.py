@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import PackError
+from . import glossary as glossary_mod
 from .onnx_check import FLOAT, ModelInfo, OnnxCheckError, inspect_model
 from .silence import DEFAULT_FLOOR_DBFS, UNSET, parse_floor
 
@@ -95,6 +96,7 @@ class Pack:
     encoders: dict[str, EncoderSpec]
     streams: dict[str, StreamSpec]
     silence_floor_dbfs: float | None = DEFAULT_FLOOR_DBFS  # manifest silence.floor_dbfs (runtime/silence.py)
+    glossary: glossary_mod.Glossary | None = None  # optional pack file (runtime/glossary.py)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -336,6 +338,7 @@ def _load(root: Path) -> Pack:
     if not isinstance(st_specs, dict) or sorted(map(str, st_specs)) != sorted(STREAM_NAMES):
         raise _fail("manifest.json", f"streams must be exactly {list(STREAM_NAMES)}")
     streams = {n: _stream(root, n, st_specs[n], encoders, models) for n in STREAM_NAMES}
+    glossary = _glossary(root, manifest.get("glossary"), streams, st_specs)
     return Pack(
         name=name,
         path=root,
@@ -347,4 +350,15 @@ def _load(root: Path) -> Pack:
         encoders=encoders,
         streams=streams,
         silence_floor_dbfs=parse_floor(manifest.get("silence", UNSET)),
+        glossary=glossary,
     )
+
+
+def _glossary(root: Path, entry: Any, streams: dict[str, StreamSpec], st_specs: dict) -> glossary_mod.Glossary | None:
+    """The optional glossary file: hashed, size-checked and validated like every pack file."""
+    if entry is None:
+        return None
+    _name, data = _read_verified(root, entry, "manifest.json glossary", glossary_mod.MAX_BYTES)
+    shape = {n: (s.levels, s.codebook_size) for n, s in streams.items()}
+    books = {n: str(st_specs[n]["codebooks"]["sha256"]).lower() for n in STREAM_NAMES}
+    return glossary_mod.parse(data, shape, books, str(entry["file"]))

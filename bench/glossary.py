@@ -1,0 +1,167 @@
+"""Is a pack's glossary right? Held-out FluidSynth renders of all 24 major and minor triads.
+
+Every triad is rendered on several instruments, each clip with its own voicing (inversion,
+octave, doubled bass note) and velocity drawn from ``SEED`` (the built-in pack's corpus
+uses seed 0 and root-position triads in octave 4). Each clip is tokenized by the pack and
+measured frame by frame with the glossary's own descriptors (export/glossary.py ``measure``):
+
+- chord: the share of frames whose S0 code's glossary chord names the rendered triad's root
+  and quality (goal >= 80 %); also how many frames' S0 code has a chord at all, and the
+  same naming applied to each frame's own pitch-class profile (what the descriptor alone
+  reaches, an upper bound for the glossary);
+- loudness / brightness: the share of frames whose A0 code's glossary word equals the word
+  of the frame's own measured level / spectral centroid (goal >= 85 %); also with each clip
+  at a random gain of -40..0 dB, because the renders all peak at -6 dBFS like the corpus.
+
+    python bench/glossary.py                       # the built-in pack
+    python bench/glossary.py --pack PACK --pack tests/data/tiny_pack --seed 4242
+
+Needs the runtime, mido and FluidSynth with the GM soundfont (no torch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+
+from neural_audio_tokenizer.export import corpus  # noqa: E402
+from neural_audio_tokenizer.export.glossary import measure, name_profile  # noqa: E402
+from neural_audio_tokenizer.runtime import glossary as vocab  # noqa: E402
+
+SEED = 7332  # not the corpus's 0, not export/quality.py's 7331
+INSTRUMENTS = ("piano", "strings", "drawbar_organ", "nylon_guitar", "choir", "brass")
+SECONDS = 3.0
+GOALS = {"chord": 0.80, "loudness": 0.85, "brightness": 0.85}
+
+
+def triads() -> list[tuple[int, str]]:
+    return [(root, quality) for quality in vocab.QUALITIES for root in range(12)]
+
+
+def render(index: int, instrument: str, root: int, quality: str, folder: Path, seed: int) -> Path:
+    """One held triad: a drawn inversion (0-2), bass octave (3 or 4), doubled bass note or not."""
+    rng = np.random.default_rng([seed, index])
+    third = 4 if quality == "major" else 3
+    base = corpus.tonic(root, int(rng.choice([3, 4])))
+    notes = [base, base + third, base + 7]
+    for _ in range(int(rng.integers(0, 3))):  # inversions: the lowest note goes up an octave
+        notes = notes[1:] + [notes[0] + 12]
+    if rng.random() < 0.5:
+        notes = [notes[0] - 12] + notes
+    velocity = int(rng.integers(60, 111))
+    beats = SECONDS  # tempo 60: a beat is a second
+    part = corpus.Part(instrument, tuple(corpus.NoteEvent(0.0, beats * 0.95, p, velocity) for p in notes))
+    return corpus.render_parts([part], 60.0, SECONDS, folder / f"{index:03d}_{instrument}_{root}_{quality}.wav")
+
+
+def evaluate(pack_ref: str, clips: list[tuple[Path, int, str]], seed: int) -> dict:
+    from neural_audio_tokenizer.packs import resolve_pack
+    from neural_audio_tokenizer.runtime.pack import load_pack
+    from neural_audio_tokenizer.runtime.session import SessionOptions
+    from neural_audio_tokenizer.runtime.tokenizer import Tokenizer
+
+    pack = load_pack(resolve_pack(pack_ref))
+    if pack.glossary is None:
+        raise SystemExit(f"bench/glossary.py: pack {pack.name!r} has no glossary")
+    tok = Tokenizer(pack, SessionOptions("cpu", 1))
+    s0, a0 = pack.glossary.codes.get("S0", {}), pack.glossary.codes.get("A0", {})
+    n = {"frames": 0, "chord": 0, "named": 0, "own": 0, "loud_frames": 0, "loudness": 0, "bright_frames": 0, "brightness": 0, "gain_loudness": 0, "gain_frames": 0}
+    rng = np.random.default_rng([seed, 99])
+    by_code = {"chord": defaultdict(Counter), "loudness": defaultdict(Counter)}  # what one name per code could reach
+    for path, root, quality in clips:
+        want = f"{vocab.PITCH_CLASSES[root]} {quality}"
+        x, sr = sf.read(str(path), dtype="float32")
+        for gain_db in (0.0, float(rng.uniform(-40.0, 0.0))):
+            y = x * np.float32(10 ** (gain_db / 20))
+            frames = list(tok.stream((y, sr), path.name).frames)
+            m = measure(y, sr, pack.frame_rate, len(frames))
+            for k, f in enumerate(frames):
+                a_entry = a0.get(f.A[0], {})
+                own_loud = vocab.word(vocab.LOUDNESS, round(float(m.dbfs[k]), 1))
+                if gain_db != 0.0:
+                    n["gain_frames"] += 1
+                    n["gain_loudness"] += a_entry.get("loudness") == own_loud
+                    continue
+                n["frames"] += 1
+                chord = s0.get(f.S[0], {}).get("chord")
+                by_code["chord"][f.S[0]][want] += 1
+                by_code["loudness"][f.A[0]][own_loud] += 1
+                n["chord"] += chord == want
+                n["named"] += chord is not None
+                n["own"] += name_profile(m.chroma[k])[1] == want
+                n["loud_frames"] += 1
+                n["loudness"] += a_entry.get("loudness") == own_loud
+                if np.isfinite(m.centroid_hz[k]):
+                    n["bright_frames"] += 1
+                    n["brightness"] += a_entry.get("brightness") == vocab.word(vocab.BRIGHTNESS, round(float(m.centroid_hz[k])))
+    return {
+        "pack": pack.name,
+        "manifest_sha256": pack.manifest_sha256,
+        "frames": n["frames"],
+        "chord": n["chord"] / n["frames"],
+        "chord_named": n["named"] / n["frames"],
+        "chord_own_profile": n["own"] / n["frames"],
+        "loudness": n["loudness"] / n["loud_frames"],
+        "brightness": n["brightness"] / max(1, n["bright_frames"]),
+        "brightness_frames": n["bright_frames"],
+        "loudness_random_gain": n["gain_loudness"] / max(1, n["gain_frames"]),
+        # The best any glossary with one chord (one loudness word) per code could score on
+        # these very clips: the share of frames whose code's most common label is theirs.
+        "chord_ceiling": sum(max(c.values()) for c in by_code["chord"].values()) / n["frames"],
+        "loudness_ceiling": sum(max(c.values()) for c in by_code["loudness"].values()) / n["loud_frames"],
+    }
+
+
+def machine() -> str:
+    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    model = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "unknown CPU")
+    return model
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/glossary.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pack", action="append", help="pack name or folder (repeatable; default: builtin)")
+    parser.add_argument("--seed", type=int, default=SEED, help=f"voicing and velocity seed (default {SEED})")
+    parser.add_argument("--instruments", default=",".join(INSTRUMENTS), help="General MIDI instruments (export/corpus.py names)")
+    parser.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    instruments = args.instruments.split(",")
+    with tempfile.TemporaryDirectory(prefix="nat-glossary-bench-") as tmp:
+        jobs = [(i, inst, root, q) for i, (inst, (root, q)) in enumerate((inst, t) for inst in instruments for t in triads())]
+        with ThreadPoolExecutor(2) as pool:  # threads: the work is in fluidsynth processes
+            paths = list(pool.map(lambda j: render(*j, Path(tmp), args.seed), jobs))
+        rendered = time.monotonic() - started
+        clips = [(p, root, q) for p, (_, _, root, q) in zip(paths, jobs)]
+        results = [evaluate(ref, clips, args.seed) for ref in (args.pack or ["builtin"])]
+    report = {"machine": machine(), "seed": args.seed, "instruments": instruments, "clips": len(clips), "seconds": SECONDS, "render_s": round(rendered, 1), "total_s": round(time.monotonic() - started, 1), "packs": results}
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"machine: {report['machine']}; {len(clips)} clips ({len(instruments)} instruments x 24 triads, {SECONDS:g} s, seed {args.seed}); rendering {rendered:.0f} s, total {report['total_s']:.0f} s")
+    print("| pack | frames | S0 chord = triad | ceiling: one name per S0 code | frames whose S0 code has a chord | frame's own profile = triad | A0 loudness word | ceiling: one word per A0 code | A0 brightness word | A0 loudness, random gain -40..0 dB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        pct = {k: f"{100 * v:.1f} %" for k, v in r.items() if isinstance(v, float)}
+        print(f"| {r['pack']} | {r['frames']} | {pct['chord']} | {pct['chord_ceiling']} | {pct['chord_named']} | {pct['chord_own_profile']} | {pct['loudness']} | {pct['loudness_ceiling']} | {pct['brightness']} | {pct['loudness_random_gain']} |")
+    for r in results:
+        for goal, need in GOALS.items():
+            print(f"- [{'x' if r[goal] >= need else ' '}] {r['pack']}: {goal} >= {100 * need:.0f} %: {100 * r[goal]:.1f} %")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

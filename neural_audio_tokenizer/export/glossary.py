@@ -1,0 +1,343 @@
+"""A pack's glossary, written: what the corpus frames behind each level-0 code measured.
+
+    nat-export glossary PACK --corpus DIR [--out NEWPACK]
+
+Every corpus file is tokenized by the pack's own runtime tokenizer (so a frame's code is
+exactly the code ``nat`` gives it), and the same decoded audio is measured frame by frame
+with plain numpy signal processing, independent of the pack's encoders (:func:`measure`):
+RMS level, spectral centroid, spectral flatness, the largest level rise (onset), the
+strongest spectral peak, and a 12-bin pitch-class profile. Per level-0 code of each stream,
+the frames' medians (and, for S, their mean pitch-class profile named by its strongest
+pitch classes and the best-matching major or minor triad) become one entry in the fixed
+vocabulary of runtime/glossary.py; codes no corpus frame got have no entry.
+
+Needs no torch (numpy, soxr, onnxruntime). Deterministic: files are read in sorted order,
+values are rounded, the JSON is canonical, so the same pack and corpus give the same bytes.
+The result is a new pack folder (the manifest lists and hashes ``glossary.json``, so the
+manifest hash changes); the codes and every other file are untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soxr
+
+from ..errors import NatError
+from ..runtime import glossary as vocab
+from ..runtime.audio import AUDIO_EXTENSIONS, open_path
+from ..runtime.pack import Pack, load_pack
+
+SR = 22050  # descriptors are measured at this rate (the corpus renders at it)
+SPEC_FFT, SPEC_HOP = 1024, 256  # level rise, centroid, flatness: 46 ms windows every 11.6 ms
+CHROMA_FFT, CHROMA_HOP = 4096, 1024  # pitch classes, peak: 5.4 Hz bins
+CHROMA_BAND = (55.0, 2000.0)  # A1..B6: fundamentals and low harmonics; above, harmonics blur the profile
+FLATNESS_BAND = (60.0, 8000.0)
+PEAK_BAND = (30.0, 5000.0)
+FLOOR_DB = -80.0  # level rises are measured from at most this far below full scale
+SILENT_DB = vocab.LOUDNESS[1][1]  # frames quieter than this have no spectrum worth describing
+CHORD_MIN_MATCH = 0.70  # cosine of a code's profile with the nearest triad template; below: no chord
+HARMONICS = 4  # harmonics per note in the triad templates
+PITCH_SHARE = 0.6  # a pitch class is named when it has this share of the strongest one's weight
+MAX_PITCHES = 4
+
+
+@dataclass
+class Measures:
+    """Per pack frame of one input: the descriptors (NaN where a frame was silent)."""
+
+    dbfs: np.ndarray  # [n]
+    centroid_hz: np.ndarray
+    flatness: np.ndarray
+    onset_db: np.ndarray
+    peak_hz: np.ndarray
+    chroma: np.ndarray  # [n, 12], each row summing to 1 (zeros when silent)
+
+    @staticmethod
+    def concat(parts: Sequence[Measures]) -> Measures:
+        return Measures(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("dbfs", "centroid_hz", "flatness", "onset_db", "peak_hz", "chroma")))
+
+
+def _stft_power(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """[frames, n_fft/2+1] power of Hann windows centred at 0, hop, 2*hop, ..."""
+    pad = np.concatenate([np.zeros(n_fft // 2), x, np.zeros(n_fft // 2)])
+    count = 1 + len(x) // hop
+    idx = np.arange(n_fft)[None, :] + hop * np.arange(count)[:, None]
+    frames = pad[np.minimum(idx, len(pad) - 1)] * np.hanning(n_fft)[None, :]
+    return np.abs(np.fft.rfft(frames, axis=1)) ** 2
+
+
+def _per_frame(values: np.ndarray, hop: int, bounds: np.ndarray) -> list[np.ndarray]:
+    """Rows of ``values`` (one per STFT window centred at i*hop) grouped by the pack frame
+    whose [start, end) holds the window's centre; a frame shorter than a hop gets the nearest."""
+    centres = np.arange(len(values)) * hop
+    out = []
+    for start, end in zip(bounds[:-1], bounds[1:]):
+        rows = np.nonzero((centres >= start) & (centres < end))[0]
+        if rows.size == 0:
+            rows = np.array([min(len(values) - 1, int(round(start / hop)))])
+        out.append(values[rows])
+    return out
+
+
+def measure(x: np.ndarray, sample_rate: int, frame_rate: int, frames: int | None = None) -> Measures:
+    """The descriptors of each pack frame of mono ``x``: frame k is [k, k+1) / frame_rate s,
+    ``frames`` of them (default: as many as the tokenizer gives, ceil(duration * frame_rate))."""
+    x = np.asarray(x, dtype=np.float64)
+    if sample_rate != SR:
+        x = soxr.resample(x, sample_rate, SR, quality="HQ")
+    n = frames if frames is not None else int(np.ceil(len(x) * frame_rate / SR - 1e-9))
+    bounds = np.round(np.arange(n + 1) * SR / frame_rate).astype(np.int64)
+    x = np.concatenate([x, np.zeros(max(0, int(bounds[-1]) - len(x)))])
+    dbfs = np.array([10 * np.log10(np.mean(x[a:b] ** 2) + 1e-12) for a, b in zip(bounds[:-1], bounds[1:])])
+
+    power = _stft_power(x, SPEC_FFT, SPEC_HOP)
+    freqs = np.fft.rfftfreq(SPEC_FFT, 1 / SR)
+    level = 10 * np.log10(np.maximum(power.sum(axis=1) * 2 / np.sum(np.hanning(SPEC_FFT) ** 2) / SPEC_FFT, 10 ** (FLOOR_DB / 10)))
+    rise = np.concatenate([[0.0], np.maximum(np.diff(level), 0.0)])
+    flat = (freqs >= FLATNESS_BAND[0]) & (freqs <= FLATNESS_BAND[1])
+    spec_rows = _per_frame(power, SPEC_HOP, bounds)
+    rise_rows = _per_frame(rise, SPEC_HOP, bounds)
+
+    cpower = _stft_power(x, CHROMA_FFT, CHROMA_HOP)
+    cfreqs = np.fft.rfftfreq(CHROMA_FFT, 1 / SR)
+    band = (cfreqs >= CHROMA_BAND[0]) & (cfreqs <= CHROMA_BAND[1])
+    pitch_class = np.round(12 * np.log2(cfreqs[band] / 440.0) + 9).astype(int) % 12  # A = 9 when C = 0
+    to_pc = np.zeros((int(band.sum()), 12))
+    to_pc[np.arange(int(band.sum())), pitch_class] = 1.0
+    peak_band = (cfreqs >= PEAK_BAND[0]) & (cfreqs <= PEAK_BAND[1])
+    chroma_rows = _per_frame(cpower, CHROMA_HOP, bounds)
+
+    out = {k: np.full(n, np.nan) for k in ("centroid_hz", "flatness", "onset_db", "peak_hz")}
+    chroma = np.zeros((n, 12))
+    for k in range(n):
+        out["onset_db"][k] = float(rise_rows[k].max())
+        if dbfs[k] < SILENT_DB:
+            continue
+        spec = spec_rows[k].mean(axis=0)
+        out["centroid_hz"][k] = float(np.sum(freqs[1:] * spec[1:]) / max(np.sum(spec[1:]), 1e-30))
+        p = spec[flat] + 1e-10 * spec[flat].max() + 1e-30  # relative floor: exact zeros would make any spectrum "tonal"
+        out["flatness"][k] = float(np.exp(np.mean(np.log(p))) / np.mean(p))
+        cspec = chroma_rows[k].mean(axis=0)
+        out["peak_hz"][k] = float(cfreqs[peak_band][np.argmax(cspec[peak_band])])
+        profile = np.sqrt(cspec[band]) @ to_pc  # magnitudes: a loud note does not drown the others
+        chroma[k] = profile / max(profile.sum(), 1e-30)
+    return Measures(dbfs, out["centroid_hz"], out["flatness"], out["onset_db"], out["peak_hz"], chroma)
+
+
+# --- naming -----------------------------------------------------------------------------------
+
+
+
+def _triad_template(root: int, quality: str) -> np.ndarray:
+    """A triad's expected profile: each note with its first harmonics at 0.6^(h-1) (Gomez 2006), since
+    a played note also lights the pitch classes of its harmonics (the 3rd a fifth up, the 5th a major third)."""
+    out = np.zeros(12)
+    for interval in (0, 4, 7) if quality == "major" else (0, 3, 7):
+        for h in range(1, HARMONICS + 1):
+            out[int(round(root + interval + 12 * np.log2(h))) % 12] += 0.6 ** (h - 1)
+    return out / np.linalg.norm(out)
+
+
+_TEMPLATES = np.array([_triad_template(root, q) for q in vocab.QUALITIES for root in range(12)])
+
+
+def name_profile(profile: np.ndarray) -> tuple[list[str], str | None, float]:
+    """(strongest pitch classes, best triad or None, its cosine match) of a 12-bin profile."""
+    norm = float(np.linalg.norm(profile))
+    if norm <= 0:
+        return [], None, 0.0
+    order = sorted(range(12), key=lambda pc: (-profile[pc], pc))
+    pcs = [vocab.PITCH_CLASSES[pc] for pc in order[:MAX_PITCHES] if profile[pc] >= PITCH_SHARE * profile[order[0]]]
+    scores = _TEMPLATES @ (profile / norm)
+    best = int(np.argmax(scores))  # lowest index on ties: major before minor, C first
+    match = float(scores[best])
+    return pcs, (vocab.CHORDS[best] if match >= CHORD_MIN_MATCH else None), match
+
+
+def _median(values: np.ndarray) -> float | None:
+    values = values[np.isfinite(values)]
+    return None if values.size == 0 else float(np.median(values))
+
+
+def _described(bins, value: float | None, digits: int) -> tuple[str | None, float | None]:
+    if value is None:
+        return None, None
+    value = round(value, digits) + 0.0  # + 0.0: no -0.0 in the JSON
+    return vocab.word(bins, value), value
+
+
+def describe(name: str, rows: np.ndarray, m: Measures) -> dict:
+    """One code's entry from the measures of its frames ``rows``."""
+    entry: dict = {"frames": int(rows.size)}
+    sound = rows[m.dbfs[rows] >= SILENT_DB]
+    values = {
+        "dbfs": (_median(m.dbfs[rows]), 1),
+        "centroid_hz": (_median(m.centroid_hz[sound]), 0),
+        "flatness": (_median(m.flatness[sound]), 3),
+        "onset_db": (_median(m.onset_db[rows]), 1),
+        "peak_hz": (_median(m.peak_hz[sound]), 0),
+    }
+    fields = vocab.S_FIELDS if name[0] == "S" else vocab.A_FIELDS
+    if name[0] == "S":
+        pcs, chord, match = name_profile(m.chroma[sound].mean(axis=0) if sound.size else np.zeros(12))
+        entry.update({"pitch_classes": pcs, "chord": chord, "match": round(match, 3) + 0.0})
+    for key, (bins, value_key, _) in fields.items():
+        value, digits = values[value_key]
+        entry[key], entry[value_key] = _described(bins, value, digits)
+    return entry
+
+
+def glossary_codes(codes: dict[str, np.ndarray], m: Measures) -> dict:
+    """``{"S0": {"24": entry}, "A0": {...}}`` from each frame's code per token name."""
+    out = {}
+    for name, column in codes.items():
+        out[name] = {str(int(c)): describe(name, np.nonzero(column == c)[0], m) for c in np.unique(column)}
+    return out
+
+
+# --- the corpus, tokenized and measured --------------------------------------------------------
+
+
+def corpus_files(folder: str | os.PathLike) -> list[Path]:
+    """Every audio file under ``folder`` (by suffix), in sorted relative-path order."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise NatError(f"--corpus {folder}: not a folder")
+    files = sorted((p for p in root.rglob("*") if p.is_file() and p.suffix.lower().lstrip(".") in AUDIO_EXTENSIONS), key=lambda p: p.relative_to(root).as_posix())
+    if not files:
+        raise NatError(f"--corpus {folder}: no audio files (by suffix: wav, flac, ogg, mp3, ...)")
+    return files
+
+
+def _decoded(path: Path) -> tuple[np.ndarray, int]:
+    source = open_path(os.fspath(path))
+    return np.concatenate([b for b in source.blocks()] or [np.zeros(0, np.float32)]), source.info.sample_rate
+
+
+def build_glossary(pack: Pack, files: Sequence[Path], root: Path | None = None, log: Callable[[str], None] = lambda _: None) -> bytes:
+    """The glossary file of ``pack`` measured on ``files`` (names recorded relative to ``root``)."""
+    from ..runtime.session import SessionOptions
+    from ..runtime.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer(pack, SessionOptions("cpu", 0))
+    parts, codes = [], {"S0": [], "A0": []}
+    listing = hashlib.sha256()
+    for i, path in enumerate(files):
+        frames = list(tokenizer.stream(os.fspath(path)).frames)
+        x, rate = _decoded(path)
+        parts.append(measure(x, rate, pack.frame_rate, len(frames)))
+        codes["S0"].append([f.S[0] for f in frames])
+        codes["A0"].append([f.A[0] for f in frames])
+        name = Path(os.path.relpath(path.resolve(), root.resolve())).as_posix() if root else path.name
+        listing.update(f"{name}\0{hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
+        if (i + 1) % 50 == 0:
+            log(f"measured {i + 1} of {len(files)} files")
+    m = Measures.concat(parts)
+    column = {k: np.concatenate([np.asarray(c, dtype=np.int64) for c in v]) for k, v in codes.items()}
+    doc = {
+        "format": vocab.FORMAT,
+        "format_version": vocab.FORMAT_VERSION,
+        "note": vocab.NOTE,
+        "codebooks_sha256": {n: pack.manifest["streams"][n]["codebooks"]["sha256"] for n in ("S", "A")},
+        "corpus": {"files": len(files), "frames": int(m.dbfs.size), "sha256": listing.hexdigest()},
+        "method": "export/glossary.py: per-frame numpy DSP at 22050 Hz; per code the median of its frames (docs/ndjson.md, Glossary)",
+        "codes": glossary_codes(column, m),
+    }
+    return _dumps(doc).encode()
+
+
+def _dumps(doc: dict) -> str:
+    """Canonical JSON with one code's entry per line (readable diffs between two glossaries)."""
+    head = {k: v for k, v in doc.items() if k != "codes"}
+    lines = [json.dumps(head, separators=(",", ":"), ensure_ascii=True, allow_nan=False)[:-1] + ',"codes":{']
+    for i, (name, entries) in enumerate(doc["codes"].items()):
+        lines.append(("," if i else "") + json.dumps(name) + ":{")
+        lines += [("," if j else "") + json.dumps(code) + ":" + json.dumps(e, separators=(",", ":"), ensure_ascii=True, allow_nan=False) for j, (code, e) in enumerate(entries.items())]
+        lines.append("}")
+    return "\n".join(lines) + "\n}}\n"
+
+
+def write_with_glossary(pack_dir: str | os.PathLike, data: bytes, out: str | os.PathLike | None = None) -> Path:
+    """Copy the pack at ``pack_dir`` to ``out`` (default: replace it) with ``data`` as its
+    glossary listed and hashed in the manifest; returns the new pack's path, verified by loading it."""
+    src = load_pack(pack_dir)
+    dest = Path(out if out is not None else src.path).absolute()
+    manifest: dict = {}
+    for key, value in src.manifest.items():  # the glossary entry goes right after the streams
+        if key != "glossary":
+            manifest[key] = value
+        if key == "streams":
+            manifest["glossary"] = {"file": vocab.FILE, "sha256": hashlib.sha256(data).hexdigest()}
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a pack is meant to be read by others
+    try:
+        listed = {spec["file"] for spec in src.manifest["encoders"].values()}
+        for spec in src.manifest["streams"].values():
+            listed |= {spec[k]["file"] for k in ("normalization", "projection", "codebooks") if spec.get(k)}
+        for file in sorted(listed):
+            (tmp / file).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src.path / file, tmp / file)
+        (tmp / vocab.FILE).write_bytes(data)
+        text = json.dumps(manifest, indent=2, sort_keys=False, ensure_ascii=False, allow_nan=False) + "\n"  # as pack_writer writes it
+        (tmp / "manifest.json").write_text(text, encoding="utf-8")
+        load_pack(tmp)  # refuse to install a pack the runtime would refuse
+        if dest.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+            os.replace(dest, old / dest.name)
+            os.replace(tmp, dest)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    load_pack(dest)
+    return dest
+
+
+def add_glossary(pack_dir: str | os.PathLike, files: Sequence[Path], out: str | os.PathLike | None = None, root: Path | None = None, log: Callable[[str], None] = lambda _: None) -> Path:
+    """Measure ``files`` with the pack at ``pack_dir`` and write the pack with its glossary.
+    The built-in recipe calls this after fitting (export/builtin.py)."""
+    pack = load_pack(pack_dir)
+    log(f"glossary: tokenizing and measuring {len(files)} files")
+    return write_with_glossary(pack_dir, build_glossary(pack, files, root, log), out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``nat-export glossary PACK --corpus DIR [--out NEWPACK]``: exit 0 ok, 2 usage/pack/corpus error."""
+    parser = argparse.ArgumentParser(prog="nat-export glossary", description="Write a glossary (what each level-0 code's corpus frames measured) into a pack.")
+    parser.add_argument("pack", help="pack folder or name")
+    parser.add_argument("--corpus", required=True, metavar="DIR", help="audio to measure (e.g. the corpus the pack was fitted on)")
+    parser.add_argument("--out", metavar="NEWPACK", help="write the new pack here (default: replace PACK)")
+    parser.add_argument("--quiet", action="store_true", help="no progress messages")
+    args = parser.parse_args(argv)
+    from ..packs import resolve_pack
+
+    log = (lambda _: None) if args.quiet else (lambda msg: print(f"nat-export: {msg}", file=sys.stderr, flush=True))
+    try:
+        path = resolve_pack(args.pack)
+        out = add_glossary(path, corpus_files(args.corpus), args.out, Path(args.corpus), log)
+    except NatError as exc:
+        print(f"nat-export: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except KeyboardInterrupt:
+        print("nat-export: interrupted", file=sys.stderr, flush=True)
+        return 130
+    print(f"{out}  manifest sha256 {load_pack(out).manifest_sha256}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
