@@ -128,7 +128,9 @@ class LiveStream:
     :meth:`close`. Each LiveStream is used by one producer at a time (calls are serialized
     by a lock); several streams may run at once on one Tokenizer, from different threads."""
 
-    def __init__(self, tokenizer: Any, sample_rate: int, channels: int = 1, name: str = "live") -> None:
+    def __init__(
+        self, tokenizer: Any, sample_rate: int, channels: int = 1, name: str = "live", decoder: str = "live", format: str = "float32"
+    ) -> None:
         check_layout(sample_rate, channels, name)
         self.name = name
         self.sample_rate, self.channels = int(sample_rate), int(channels)
@@ -146,8 +148,8 @@ class LiveStream:
                 "name": name,
                 "bytes": None,
                 "sha256": None,
-                "decoder": "live",
-                "format": "float32",
+                "decoder": decoder,
+                "format": format,
                 "sample_rate": self.sample_rate,
                 "channels": self.channels,
                 "duration_s": None,
