@@ -189,3 +189,21 @@ def test_empty_stdin_with_raw_is_one_error_line():
     out = run_nat("--raw", input=b"")
     assert out.returncode == 1 and b"empty input" in out.stderr
     assert json.loads(out.stdout)["type"] == "error"
+
+
+@pytest.mark.parametrize("fmt", ["ndjson", "lam"])
+def test_diff_and_readers_find_a_piped_source_by_its_stats(tmp_path, fmt):
+    from neural_audio_tokenizer.runtime.reader import read_path
+
+    a, b = wav_bytes(tone(2.0, 16000, seed=7), 16000), wav_bytes(tone(2.0, 16000, seed=8), 16000)
+    (tmp_path / "a.wav").write_bytes(a)
+    golden, piped_a, piped_b = tmp_path / f"golden.{fmt}", tmp_path / f"a.{fmt}", tmp_path / f"b.{fmt}"
+    golden.write_bytes(run_nat("--format", fmt, str(tmp_path / "a.wav"), check=True).stdout)
+    piped_a.write_bytes(run_nat("--format", fmt, input=a, check=True).stdout)
+    piped_b.write_bytes(run_nat("--format", fmt, input=b, check=True).stdout)
+    [g], [p] = read_path(str(golden)), read_path(str(piped_a))
+    assert p.header["source"]["sha256"] is None or fmt == "lam"
+    assert p.source["sha256"] == g.source["sha256"] and list(p.frames) == list(g.frames)
+    assert run_nat("diff", str(golden), str(piped_a)).returncode == 0
+    differ = run_nat("diff", str(golden), str(piped_b))
+    assert differ.returncode != 0 and b"source sha256 differs" in differ.stdout + differ.stderr
