@@ -43,11 +43,14 @@ def pushed(tok: Tokenizer, x: np.ndarray, sr: int, sizes: list[int], channels: i
     return out + live.close()
 
 
-def test_builtin_pack_cuts_one_frame_live_chunks(builtin):
-    """The built-in pack declares its receptive field, so live chunks are one frame (0.2 s)."""
+def test_builtin_pack_cuts_live_chunks_of_any_frames(builtin):
+    """The built-in pack declares its receptive field: live chunks hold whatever frames are
+    in (from one), with 0.6 s of context instead of the file's 1 s."""
     window_s, context_s = live_chunking(builtin.pack)
-    assert window_s == pytest.approx(0.2) and context_s == pytest.approx(0.6)
-    assert builtin.pipeline.grids["dsp"].core_frames == 50  # files keep their 10 s chunks
+    assert window_s == 10.0 and context_s == pytest.approx(0.6)
+    live = builtin.live(22050)
+    assert [f.index for f in live.push(np.zeros(int(22050 * 0.8), np.float32))] == [0]  # one frame: 0.2 s + 0.6 s
+    assert len(live.push(np.zeros(22050 * 30, np.float32))) == 150  # 30 s at once: 10 s chunks
 
 
 @pytest.mark.parametrize("sr", [16000, 22050, 44100])

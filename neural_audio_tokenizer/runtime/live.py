@@ -10,11 +10,12 @@ Live chunking. A file goes through the encoders in ``window_s`` chunks (10 s for
 built-in pack): fine for a file, a 10 s wait for a microphone. When every encoder a pack
 uses declares ``receptive_field_s`` (how far before a frame's start and after its end its
 output depends on the audio; docs/pack-format.md), a frame's features are the same in any
-segment that holds that much audio around it, so live input is cut into one-frame chunks
-with that much context, rounded up to whole frames (segments keep starting on the pack's
-frame grid, which the built-in encoder's 10 Hz chroma relies on). A pack without it
-(attention over the chunk, per-chunk input normalization) keeps its own chunking: its
-frames come a chunk plus its context after their audio.
+segment that holds that much audio around it, so live input is cut into chunks of whatever
+whole frames are in (one frame from a microphone, up to ``window_s`` from a fast pipe) with
+that much context, rounded up to whole frames (segments keep starting on the pack's frame
+grid, which the built-in encoder's 10 Hz chroma relies on). A pack without it (attention
+over the chunk, per-chunk input normalization) keeps its own chunking: its frames come a
+chunk plus its context after their audio.
 """
 
 from __future__ import annotations
@@ -30,18 +31,23 @@ import soxr
 from ..errors import InputError
 from .audio import MAX_AMPLITUDE, _mono
 from .features import ChunkFeatures, EncoderRun, FeaturePipeline, build_pipeline, frame_count
-from .framing import Chunker, Segment
+from .framing import Chunker, Grid, Segment
 from .pcm import check_layout
 from .records import Frame
 from .stream import StatsCounter, make_header
 
 
+def flexible(pack: Any) -> bool:
+    """Whether every encoder the pack's streams use declares its receptive field."""
+    return all(pack.encoders[s.encoder].receptive_field_s is not None for s in pack.streams.values())
+
+
 def live_chunking(pack: Any) -> tuple[float, float]:
-    """(window_s, context_s) for live input: one frame with the encoders' receptive field
-    as context where every encoder the streams use declares one, else the pack's chunking."""
-    used = {s.encoder for s in pack.streams.values()}
-    encoders = [pack.encoders[n] for n in used]
-    if any(e.receptive_field_s is None for e in encoders):
+    """(window_s, context_s) for live input: the encoders' receptive field as context where
+    every encoder declares one (chunks are then cut from one frame up to ``window_s``),
+    else the pack's chunking."""
+    encoders = [pack.encoders[n] for n in {s.encoder for s in pack.streams.values()}]
+    if not flexible(pack):
         return pack.window_s, pack.context_s
     fr = pack.frame_rate
     # >= one frame: a chunk cut before the input ends must stay a whole chunk at its end (LiveChunker)
@@ -49,7 +55,7 @@ def live_chunking(pack: Any) -> tuple[float, float]:
     for e in encoders:  # and at least what the first encoder frame needs, as the loader asks of context_s
         while round(frames / fr * e.sample_rate) < e.window - e.hop:
             frames += 1
-    return 1 / fr, frames / fr
+    return pack.window_s, frames / fr
 
 
 def live_pipeline(pack: Any) -> FeaturePipeline:
@@ -76,14 +82,53 @@ class LiveChunker(Chunker):
         return ready
 
 
+class FlexibleChunker(Chunker):
+    """Cuts whatever whole frames are in (up to a core's worth), with the context on both
+    sides: for encoders whose frames depend on no more than that context, chunk boundaries
+    do not change features, so a frame need not wait for the rest of a fixed chunk."""
+
+    def __init__(self, grid: Grid) -> None:
+        super().__init__(grid)
+        self.next_frame = 0  # first frame not cut yet
+
+    def ready(self) -> int:
+        """Frames past ``next_frame`` whose audio and right context are all in."""
+        g = self.grid
+        return max(0, (self._total - g.context_samples) // g.frame_samples - self.next_frame)
+
+    def cut(self, n_frames: int) -> Segment:
+        """The segment of the next ``n_frames`` frames (what is in, zero-padded at the end of input)."""
+        g = self.grid
+        core_start = self.next_frame * g.frame_samples
+        start = max(0, core_start - g.context_samples)
+        skip = (core_start - start) // g.hop
+        end = min(self._total, core_start + n_frames * g.frame_samples + g.context_samples)
+        needed = (skip + n_frames * g.per_frame - 1) * g.hop + g.window
+        samples = self._buffer[start - self._buffer_start : max(start, end) - self._buffer_start]
+        segment = Segment(self._next_chunk, self.next_frame, n_frames, samples, max(needed, len(samples)), skip)
+        self._next_chunk += 1
+        self.next_frame += n_frames
+        keep_from = max(0, self.next_frame * g.frame_samples - g.context_samples)
+        if keep_from > self._buffer_start:
+            self._buffer = self._buffer[keep_from - self._buffer_start :].copy()
+            self._buffer_start = keep_from
+        return segment
+
+    def add(self, samples: np.ndarray) -> None:
+        if len(samples):
+            self._buffer = np.concatenate([self._buffer, samples.astype(np.float32, copy=False)])
+
+
 class LiveFeatures:
     """FeaturePipeline._ready and iter_chunks turned inside out: mono blocks pushed in,
     pooled chunk features out as soon as every encoder's segment of a chunk is cut."""
 
-    def __init__(self, pipeline: FeaturePipeline, sample_rate: int, run: EncoderRun) -> None:
+    def __init__(self, pipeline: FeaturePipeline, sample_rate: int, run: EncoderRun, flexible: bool = False) -> None:
         self.pipeline = pipeline
         self.sample_rate = sample_rate
         self._run = run
+        self._flexible = flexible
+        self._flex = {n: FlexibleChunker(g) for n, g in pipeline.grids.items()} if flexible else {}
         self._chunkers = {n: LiveChunker(g) for n, g in pipeline.grids.items()}
         self._resamplers = {
             n: None if g.sample_rate == sample_rate else soxr.ResampleStream(sample_rate, g.sample_rate, 1, dtype="float32", quality="HQ")
@@ -95,6 +140,11 @@ class LiveFeatures:
     def push(self, mono: np.ndarray) -> list[ChunkFeatures]:
         """Add mono float32 samples; the chunks they completed."""
         self.samples += len(mono)
+        if self._flexible:
+            for name, chunker in self._flex.items():
+                rs = self._resamplers[name]
+                chunker.add(mono if rs is None else rs.resample_chunk(mono))
+            return self._cut_flexible(min(c.ready() for c in self._flex.values()))
         for name, chunker in self._chunkers.items():
             rs = self._resamplers[name]
             for seg in chunker.push(mono if rs is None else rs.resample_chunk(mono)):
@@ -104,12 +154,32 @@ class LiveFeatures:
     def finish(self) -> list[ChunkFeatures]:
         """The input ended: the remaining chunks (none for an empty input)."""
         n_frames = frame_count(self.samples, self.sample_rate, self.pipeline.frame_rate)
+        if self._flexible:
+            for name, chunker in self._flex.items():
+                rs = self._resamplers[name]
+                if rs is not None:
+                    chunker.add(rs.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+            first = next(iter(self._flex.values())).next_frame
+            return self._cut_flexible(n_frames - first)
         for name, chunker in self._chunkers.items():
             rs = self._resamplers[name]
             tail = [] if rs is None else chunker.push(rs.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
             for seg in tail + chunker.finish(n_frames):
                 self._pending.setdefault(seg.chunk, {})[name] = seg
         return self._encode(final=True)
+
+    def _cut_flexible(self, frames: int) -> list[ChunkFeatures]:
+        """The next ``frames`` frames of every encoder, a core's worth at most per chunk."""
+        out: list[ChunkFeatures] = []
+        p = self.pipeline
+        most = next(iter(p.grids.values())).core_frames
+        while frames > 0:
+            n = min(frames, most)
+            chunks = [{name: c.cut(n) for name, c in self._flex.items()}]
+            outputs = {name: p._run_encoder(name, chunks, self._run) for name in p.encoders}
+            out.extend(p._pool(chunks, outputs))
+            frames -= n
+        return out
 
     def _encode(self, final: bool) -> list[ChunkFeatures]:
         out: list[ChunkFeatures] = []
@@ -135,7 +205,7 @@ class LiveStream:
         self.name = name
         self.sample_rate, self.channels = int(sample_rate), int(channels)
         self._tokenizer = tokenizer
-        self._features = LiveFeatures(tokenizer.live_pipeline, self.sample_rate, tokenizer._run)
+        self._features = LiveFeatures(tokenizer.live_pipeline, self.sample_rate, tokenizer._run, flexible(tokenizer.pack))
         self._rest = np.zeros(0, dtype=np.float32)  # an interleaved block's partial last frame
         self._counter = StatsCounter()
         self._lock = threading.Lock()
