@@ -207,3 +207,45 @@ def test_diff_and_readers_find_a_piped_source_by_its_stats(tmp_path, fmt):
     assert run_nat("diff", str(golden), str(piped_a)).returncode == 0
     differ = run_nat("diff", str(golden), str(piped_b))
     assert differ.returncode != 0 and b"source sha256 differs" in differ.stdout + differ.stderr
+
+
+ENDLESS = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    t = np.arange(1600) / 16000
+    block = np.round(0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype("<i2").tobytes()
+    while True:  # 0.1 s blocks, 5x real time, forever
+        sys.stdout.buffer.write(block)
+        sys.stdout.buffer.flush()
+        time.sleep(0.02)
+    """
+)
+
+
+@pytest.mark.parametrize(("how", "code"), [("SIGTERM", 143), ("SIGINT", 130), ("closed stdout", 141)])
+def test_an_endless_pipe_ends_on_a_whole_line(how, code):
+    import signal
+
+    writer = subprocess.Popen([sys.executable, "-c", ENDLESS], stdout=subprocess.PIPE)
+    nat = subprocess.Popen([*NAT, "--raw", "--raw-rate", "16000"], stdin=writer.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    writer.stdout.close()
+    try:
+        got = [nat.stdout.readline() for _ in range(6)]  # the header and five frames: it keeps producing
+        assert all(line.endswith(b"\n") for line in got)
+        if how == "closed stdout":
+            nat.stdout.close()
+            rest = b""
+        else:
+            nat.send_signal(signal.SIGTERM if how == "SIGTERM" else signal.SIGINT)
+            rest = nat.stdout.read()
+        nat.wait(timeout=120)
+    finally:
+        writer.kill()
+        writer.wait(timeout=60)
+        if nat.poll() is None:
+            nat.kill()
+    assert nat.returncode == code
+    lines = b"".join(got) + rest
+    assert lines.endswith(b"\n") and all(json.loads(x) for x in lines.splitlines())
+    assert nat.stderr.read().count(b"\n") <= 1  # one line at most, never a traceback
