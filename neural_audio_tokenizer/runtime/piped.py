@@ -113,6 +113,7 @@ class PipedSource:
         self._head = b""
         self._ended = False
         self._limit: int | None = None
+        self._limit_declared: int | None = None  # a streamed WAV's data size, for the truncation note
         if raw is not None:
             self.format = raw_format(raw[0], raw[1], name)
             return
@@ -191,7 +192,7 @@ def piped_stream(tokenizer: Any, source: PipedSource) -> tuple[TokenStream, Call
 
     def warnings() -> list[str]:
         notes = []
-        if source.missing:
+        if source.missing and source._limit_declared is not None:
             held = source._limit_declared - source.missing
             notes.append(f"header declares {source._limit_declared} bytes of audio data, the input held {held} (truncated?)")
         elif source.trailing and not fmt.pad_partial:
