@@ -129,7 +129,7 @@ class LiveFeatures:
         self._run = run
         self._flexible = flexible
         self._flex = {n: FlexibleChunker(g) for n, g in pipeline.grids.items()} if flexible else {}
-        self._chunkers = {n: LiveChunker(g) for n, g in pipeline.grids.items()}
+        self._chunkers = {} if flexible else {n: LiveChunker(g) for n, g in pipeline.grids.items()}
         self._resamplers = {
             n: None if g.sample_rate == sample_rate else soxr.ResampleStream(sample_rate, g.sample_rate, 1, dtype="float32", quality="HQ")
             for n, g in pipeline.grids.items()
