@@ -99,7 +99,9 @@ def test_lines_come_while_the_writer_still_writes(tmp_path, kind):
         assert header["type"] == "header" and first["t"] == 0.0
         assert writer.poll() is None  # the first frame came before the writer finished
         go.touch()
-        rest, err = nat.communicate(timeout=300)
+        rest = nat.stdout.read()  # the same buffered reader: readline may hold lines already
+        nat.wait(timeout=300)
+        err = nat.stderr.read()
     finally:
         go.touch()
         writer.wait(timeout=300)
