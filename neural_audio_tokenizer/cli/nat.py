@@ -233,7 +233,7 @@ def _piped_items(inputs: list[str], quiet: bool, raw: tuple[int, int] | None) ->
             yield InputItem(name, path=arg)  # open_path reports why
             continue
         with handle:
-            parts = list(itertools.islice(PipedParts(read_chunks(handle), split=False).parts(), 1))
+            parts = list(itertools.islice(PipedParts(read_chunks(handle, name), split=False).parts(), 1))
             yield PipedItem(name, parts[0], raw) if parts else InputItem(name, data=b"")
 
 

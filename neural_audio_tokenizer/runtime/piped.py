@@ -35,14 +35,17 @@ from .stream import TokenStream
 READ_SIZE = 1 << 16  # most bytes per read; a read returns what the pipe holds, never waits for more
 
 
-def read_chunks(fileobj: BinaryIO) -> Iterator[bytes]:
+def read_chunks(fileobj: BinaryIO, name: str = "stdin") -> Iterator[bytes]:
     """The bytes of a pipe or file as they arrive (empty pieces never; the end when it closes)."""
-    fd = fileobj.fileno() if hasattr(fileobj, "fileno") else None
+    try:
+        fd: int | None = fileobj.fileno()
+    except (OSError, ValueError, AttributeError):  # an in-memory stream: no descriptor
+        fd = None
     while True:
         try:
             data = os.read(fd, READ_SIZE) if fd is not None else fileobj.read1(READ_SIZE)
         except OSError as exc:
-            raise InputError(f"stdin: cannot read ({exc.strerror or exc})") from None
+            raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
         if not data:
             return
         yield data
