@@ -143,3 +143,22 @@ def run_nat(*args: str, input: bytes | None = None, env=None, check: bool = Fals
     if check and proc.returncode != 0:
         raise AssertionError(f"nat {' '.join(args)} exited {proc.returncode}: {proc.stderr.decode()}")
     return proc
+
+
+def as_streamed(lines: list[dict]) -> list[dict]:
+    """A WAV's NDJSON objects as a pipe gives them (runtime/piped.py): the header's bytes,
+    sha256 and duration_s null and decoder ``stream``, the stats line's ``source`` holding
+    the size and hash (docs/ndjson.md, "Live and piped input"). Other lines unchanged."""
+    out, identity = [], None
+    for line in lines:
+        line = json.loads(json.dumps(line))
+        if line.get("type") == "header" and line["source"]["decoder"] == "soundfile" and line["source"]["format"].startswith(("WAV", "RF64")):
+            source = line["source"]
+            identity = {"bytes": source["bytes"], "sha256": source["sha256"]}
+            source.update(bytes=None, sha256=None, duration_s=None, decoder="stream")
+        elif line.get("type") == "stats" and identity is not None:
+            tokens = line.pop("tokens")
+            line["source"], line["tokens"] = identity, tokens
+            identity = None
+        out.append(line)
+    return out

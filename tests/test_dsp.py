@@ -229,3 +229,33 @@ def test_smaller_levels_repeat_their_codes_and_never_choose_a_repeat():
     np.testing.assert_array_equal(books[0, 8:], books[0, :8])
     codes = quantize(x, books.astype(np.float64))
     assert codes[:, 0].max() < 8 and len(np.unique(codes[:, 0])) == 8
+
+
+def test_receptive_field_is_declared_and_holds(session):
+    """The manifest's receptive_field_s is what export/dsp.py computes, and it is true: audio
+    changed anywhere farther than that from a pack frame leaves the frame's features alone,
+    while a change just inside it moves them (so the figure is not loose either)."""
+    manifest = json.loads((PACK / "manifest.json").read_text())
+    declared = manifest["encoders"]["dsp"]["receptive_field_s"]
+    assert declared == dsp.receptive_field_s()
+    frame = dsp.SAMPLE_RATE // 5  # samples per pack frame
+    per = frame // dsp.HOP
+    reach = int(declared * dsp.SAMPLE_RATE)
+    x = music(8.0, seed=9)
+    k = 20  # pack frame 20: 4.0-4.2 s
+    lo, hi = k * frame - reach, (k + 1) * frame + reach
+
+    def frame_features(wave: np.ndarray) -> np.ndarray:
+        out = run(session, wave)
+        return np.concatenate([out[name][0, k * per : (k + 1) * per] for name in ("semantic", "acoustic")], axis=1)
+
+    base = frame_features(x)
+    noise = np.random.default_rng(1).standard_normal(len(x)).astype(np.float32) * 0.5
+    outside = x.copy()
+    outside[: lo - 1] = noise[: lo - 1]
+    outside[hi + 1 :] = noise[hi + 1 :]
+    np.testing.assert_allclose(frame_features(outside), base, rtol=1e-5, atol=1e-6)
+    inside = x.copy()
+    margin = int(0.05 * dsp.SAMPLE_RATE)
+    inside[hi - margin : hi] = noise[hi - margin : hi]
+    assert np.abs(frame_features(inside) - base).max() > 1e-3

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import REPO, run_nat, tone, wav_bytes
+from conftest import REPO, as_streamed, run_nat, tone, wav_bytes
 
 from neural_audio_tokenizer import Tokenizer
 from neural_audio_tokenizer.runtime import audio
@@ -159,8 +159,10 @@ def test_200_stdin_parts_with_20_bad_ones(tok, tiny_pack):
     assert proc.returncode == 1
     err = proc.stderr.decode().splitlines()
     assert err[-1] == "nat: 180 of 200 inputs tokenized, 20 failed" and len(err) == 21
-    want = "".join(expected(tok, lambda d=data, n=f"stdin#{k + 1}": audio.open_bytes(d, n), f"stdin#{k + 1}") for k, data in enumerate(parts))
-    assert proc.stdout.decode() == want
+    names = ["stdin"] + [f"stdin#{k + 1}" for k in range(1, 200)]  # parts stream: named as they begin
+    want = "".join(expected(tok, lambda d=data, n=name: audio.open_bytes(d, n), name) for name, data in zip(names, parts))
+    # the WAVs stream: their size and hash move to the stats line
+    assert [json.loads(x) for x in proc.stdout.splitlines()] == as_streamed([json.loads(x) for x in want.splitlines()])
 
 
 # --- threads -------------------------------------------------------------------------------

@@ -9,8 +9,12 @@ device error, 3 output not writable, 130 Ctrl-C, 141 stdout closed early, 143 SI
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
+import os
+import stat
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .. import __version__
@@ -22,6 +26,7 @@ from ..runtime.ndjson import error_record
 from ..runtime.records import LineOptions
 from ..runtime.sinks import DirectorySink, FileSink, Sink, StreamSink
 from ..runtime.stdin import split_parts
+from ..runtime.stream import TokenStream
 from . import command
 from .progress import Progress, configure_logging
 
@@ -47,6 +52,7 @@ examples:
   nat --format text song.flac                   # compact lines for pasting into a chat
   nat --all-outputs --output-dir report/ *.wav  # pictures, metrics and a report per input
   cat a.wav <(printf '\\x1c') b.wav | nat        # several files on stdin, separated by 0x1C
+  arecord -f S16_LE -r 16000 -c 1 | nat --raw --raw-rate 16000   # live: lines while it records
 stdout carries only the requested output (NDJSON unless --format says otherwise); messages,
 progress bars and reports go to stderr.
 exit codes: 0 ok, 1 some inputs failed, 2 usage/pack/device error, 3 output not writable,
@@ -66,6 +72,34 @@ class InputItem:
         if self.path is None:
             raise InputError(f"{self.name}: empty input (0 bytes)")
         return open_path(self.path, raw_rate)
+
+
+@dataclass
+class PipedItem:
+    """A part of stdin or a FIFO, tokenized as its bytes arrive (runtime/piped.py)."""
+
+    name: str
+    part: Iterator[bytes]
+    raw: tuple[int, int] | None  # (rate, channels) with --raw
+
+    def stream(self, tokenizer, raw_rate: int) -> tuple[TokenStream, Callable[[], list[str]]]:
+        from ..runtime.piped import PipedSource, piped_stream
+
+        return piped_stream(tokenizer, PipedSource(self.name, self.part, self.raw, raw_rate))
+
+
+@dataclass
+class RawPathItem:
+    """A regular file read as raw PCM (--raw): whole header, the file's chunking."""
+
+    name: str
+    path: str
+    raw: tuple[int, int]
+
+    def open(self, raw_rate: int) -> AudioSource:
+        from ..runtime.pcm import open_raw_path
+
+        return open_raw_path(self.path, self.raw[0], self.raw[1])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,7 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--delta", action="store_true", help="non-keyframe lines carry only changed tokens (ndjson, text)")
     enc.add_argument("--rle", action="store_true", help="runs of identical frames become one line with n (ndjson, text; lam: run-length semantic layers)")
     inp = p.add_argument_group("input")
-    inp.add_argument("--raw-rate", type=int, default=RAW_RATE, metavar="HZ", help=f"sample rate for undecodable input read as raw s16le PCM (default: {RAW_RATE})")
+    inp.add_argument("--raw-rate", type=int, default=RAW_RATE, metavar="HZ", help=f"sample rate for undecodable input read as raw s16le PCM, and for --raw (default: {RAW_RATE})")
+    inp.add_argument(
+        "--raw",
+        action="store_true",
+        help="the input is raw signed 16-bit little-endian PCM (at --raw-rate, --raw-channels interleaved): no format "
+        "detection, no splitting of stdin at 0x1C bytes; stdin and FIFOs stream (lines while the audio arrives)",
+    )
+    inp.add_argument("--raw-channels", type=int, default=None, metavar="N", help="interleaved channels of --raw input (default: 1)")
     inp.add_argument(
         "--resample",
         type=int,
@@ -159,6 +200,58 @@ def _items(inputs: list[str], quiet: bool) -> list[InputItem]:
     return items
 
 
+def _piped_items(inputs: list[str], quiet: bool, raw: tuple[int, int] | None) -> Iterator:
+    """The inputs, stdin and FIFOs as they arrive: stdin split at FS bytes on the fly (not
+    with --raw), its first part named ``stdin``, later ones ``stdin#2``, ``stdin#3``...: a
+    part's header is written before anyone knows whether another part follows."""
+    from ..runtime.piped import PipedParts, read_chunks
+
+    for arg in inputs or ["-"]:
+        if arg == "-":
+            stdin = sys.stdin.buffer if sys.stdin is not None else None
+            if stdin is None:
+                yield InputItem("stdin", data=b"")
+                continue
+            if sys.stdin.isatty() and not quiet:
+                print("nat: reading audio from the terminal; end with Ctrl-D (or run: nat FILE)", file=sys.stderr)
+            count = 0
+            for count, part in enumerate(PipedParts(read_chunks(stdin), split=raw is None).parts(), 1):
+                yield PipedItem("stdin" if count == 1 else f"stdin#{count}", part, raw)
+            if not count:
+                yield InputItem("stdin", data=b"")
+            continue
+        name = display_name(arg)
+        try:
+            st = os.stat(arg)
+        except OSError:
+            st = None
+        if st is None or stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+            yield RawPathItem(name, arg, raw) if raw is not None and st is not None and stat.S_ISREG(st.st_mode) else InputItem(name, path=arg)
+            continue
+        try:  # a FIFO or device (``nat <(sox ...)``): one part, streamed
+            handle = open(arg, "rb")  # noqa: SIM115
+        except OSError:
+            yield InputItem(name, path=arg)  # open_path reports why
+            continue
+        with handle:
+            parts = list(itertools.islice(PipedParts(read_chunks(handle, name), split=False).parts(), 1))
+            yield PipedItem(name, parts[0], raw) if parts else InputItem(name, data=b"")
+
+
+def _any_pipe(inputs: list[str]) -> bool:
+    """Whether stdin or a FIFO/device is among the inputs (read only as the items are reached)."""
+    for arg in inputs or ["-"]:
+        if arg == "-":
+            return True
+        try:
+            mode = os.stat(arg).st_mode
+        except OSError:
+            continue
+        if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+            return True
+    return False
+
+
 def _all_one_chunk(items: list[InputItem], window_s: float) -> bool:
     """Whether every input is at most one chunk long, by its header. Then one encoder call
     at a time on every core beats one single-threaded call per core, which would leave a
@@ -206,13 +299,19 @@ def tokenize_items(
     for item in progress.inputs(items):
         sink.begin(item.name)
         try:
-            source = item.open(raw_rate)
-            with progress.file(source):
-                stream = tokenizer.stream(source)
+            if isinstance(item, PipedItem):  # streamed: no duration to draw a bar over
+                stream, warnings = item.stream(tokenizer, raw_rate)
                 for line in output.render(annotate(stream, glossary) if glossary else stream, options):
                     sink.line(line)
+            else:
+                source = item.open(raw_rate)
+                with progress.file(source):
+                    stream = tokenizer.stream(source)
+                    for line in output.render(annotate(stream, glossary) if glossary else stream, options):
+                        sink.line(line)
+                warnings = source.warnings
             ok += 1
-            for note in [] if quiet else source.warnings():  # raw fallback, NaN, truncation
+            for note in [] if quiet else warnings():  # raw fallback, NaN, truncation
                 print(f"nat: {item.name}: warning: {note}", file=sys.stderr)
         except InputError as exc:
             failed += 1
@@ -239,9 +338,15 @@ def run(argv: list[str]) -> int:
         raise NatError(f"--glossary: pack {pack.name!r} has no glossary (nat-export glossary PACK --corpus DIR writes one)")
     glossary = pack.glossary if args.glossary else None
     device = resolve_device(args.device)  # a device error before stdin is read
-    items = _items(args.inputs, args.quiet)
+    raw = (args.raw_rate, args.raw_channels or 1) if args.raw else None
+    if args.all_outputs:
+        items = _items(args.inputs, args.quiet)
+    else:  # stdin and FIFOs stream; a FIFO cannot be probed without losing its bytes
+        items = _piped_items(args.inputs, args.quiet, raw)
+        if not _any_pipe(args.inputs):
+            items = list(items)
     # CUDA runs one call at a time whatever the inputs (session.parallelism): no probing there
-    threads = args.threads or (cores() if device == "cpu" and _all_one_chunk(items, pack.window_s) else 0)
+    threads = args.threads or (cores() if device == "cpu" and isinstance(items, list) and _all_one_chunk(items, pack.window_s) else 0)
     tokenizer = Tokenizer(pack, SessionOptions(args.device, threads, spinning=True))
     del pack  # the tokenizer keeps what it needs; this copy holds the models' bytes
     if args.all_outputs:
@@ -265,8 +370,8 @@ def run(argv: list[str]) -> int:
     return _summary(ok, failed, args, items)
 
 
-def _summary(ok: int, failed: int, args: argparse.Namespace, items: list) -> int:
-    if failed and not args.quiet and len(items) > 1:
+def _summary(ok: int, failed: int, args: argparse.Namespace, items) -> int:
+    if failed and not args.quiet and ok + failed > 1:
         print(f"nat: {ok} of {ok + failed} inputs tokenized, {failed} failed", file=sys.stderr)
     return EXIT_INPUT_FAILED if failed else EXIT_OK
 
@@ -276,6 +381,14 @@ def _check_combinations(args: argparse.Namespace) -> None:
     log = logging.getLogger("nat")
     if args.threads < 0:
         raise NatError("--threads must be >= 0")
+    if args.raw_channels is not None and not args.raw:
+        raise NatError("--raw-channels describes --raw input: add --raw")
+    if args.raw_channels is not None and not 1 <= args.raw_channels <= 256:
+        raise NatError(f"--raw-channels {args.raw_channels}: expected 1-256")
+    if args.raw and not 1000 <= args.raw_rate <= 768000:
+        raise NatError(f"--raw-rate {args.raw_rate}: expected a rate between 1000 and 768000 Hz")
+    if args.raw and args.all_outputs:
+        raise NatError("--raw streams its input; --all-outputs reads whole files: use one or the other")
     if args.compat_fallback and args.pack not in (None, "builtin"):
         raise NatError("--compat-fallback uses the built-in pack; it cannot be combined with --pack")
     if args.resample is not None and not 1000 <= args.resample <= 768000:

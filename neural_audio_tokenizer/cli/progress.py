@@ -79,7 +79,7 @@ class Progress:
 
     def inputs(self, items: list) -> Iterable:
         """``items``, with a bar over them when there are several."""
-        if self.tqdm is None or len(items) < 2:
+        if self.tqdm is None or not isinstance(items, list) or len(items) < 2:  # piped parts come one by one
             return items
         self._batch = self.tqdm(items, desc="inputs", unit="file", file=self.stream, dynamic_ncols=True)
         return self._batch

@@ -143,7 +143,7 @@ def _load_tokens(path: str) -> TokenStream:
         raise InputError(f"{path}: holds an error record, not tokens ({stream.error})")
     if stream.stats is None:
         frames = list(stream.frames)
-        stats = {"type": "stats", "frames": len(frames), "lines": 0, "duration_s": stream.header["source"].get("duration_s", 0.0), "nonfinite_samples": 0, "tokens": {}}
+        stats = {"type": "stats", "frames": len(frames), "lines": 0, "duration_s": stream.header["source"].get("duration_s") or 0.0, "nonfinite_samples": 0, "tokens": {}}
         stream = TokenStream.complete(stream.header, frames, stats)
     return stream
 

@@ -150,6 +150,7 @@ def build(out: Path, seed: int = 0, clips: int = CLIPS, clip_seconds: float = CL
     tools = corpus_mod.tool_provenance()
     encoder = dsp.build_dsp_encoder()
     encoders = {"dsp": encoder.spec()}
+    encoders["dsp"]["receptive_field_s"] = dsp.receptive_field_s()  # lets live input use short chunks (runtime/live.py)
     pipeline = build_pipeline(encoders, STREAMS, FRAME_RATE, WINDOW_S, CONTEXT_S)
     run = ort_runner({"dsp": (encoder.model_bytes, encoder.input, encoder.outputs)}, threads=2)
     # The encoder looks back (span/2 - centre) samples; the chunk context must cover it.

@@ -66,6 +66,7 @@ silence before it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -284,6 +285,19 @@ def window_for(branches: list[tuple[int, int]]) -> int:
     """Samples the first frame needs when each branch's first frame is centred at sample
     ``centre`` and sees ``span`` samples around it (``span // 2`` before the centre)."""
     return max(centre + span - span // 2 for centre, span in branches)
+
+
+def receptive_field_s() -> float:
+    """Seconds of audio before a pack frame's start or after its end that its features depend
+    on (the manifest's ``receptive_field_s``): the wider of the two branches' reach beyond the
+    ten encoder frames a pack frame pools, rounded up to the ms."""
+    reach = []
+    for centre, span, step in (
+        (CENTRE, N_FFT_ACOUSTIC + (LEVEL_FRAMES - 1) * HOP, HOP),
+        (CHROMA_CENTRE, N_FFT_CHROMA + (SMOOTH_FRAMES - 1) * CHROMA_HOP, CHROMA_HOP),
+    ):
+        reach += [span // 2 - centre, centre + span - span // 2 - step]  # before the first frame, after the last
+    return math.ceil(max(reach) / SAMPLE_RATE * 1000) / 1000
 
 
 def build_dsp_encoder() -> DspEncoder:

@@ -64,7 +64,8 @@ def write_pack(
 ) -> Path:
     """Write the pack and return its path (verified by loading it).
 
-    ``encoders[name]``: model_bytes, input, sample_rate, hop, window, input_normalization, outputs.
+    ``encoders[name]``: model_bytes, input, sample_rate, hop, window, input_normalization, outputs,
+    and optionally receptive_field_s.
     ``streams["S"|"A"]``: encoder, output, pooling, normalization [2, D], projection [D, P] or
     None, codebooks [levels, codes, D or P]. ``silence_floor_dbfs``: frames below it get the
     silence codes (runtime/silence.py); None writes ``"floor_dbfs": null`` (no floor)."""
@@ -91,6 +92,8 @@ def write_pack(
                 "input_normalization": e.get("input_normalization", "none"),
                 "outputs": list(e["outputs"]),
             }
+            if e.get("receptive_field_s") is not None:  # optional (live chunking, docs/pack-format.md)
+                enc_entries[enc_name]["receptive_field_s"] = float(e["receptive_field_s"])
         stream_entries = {}
         for stream in STREAM_NAMES:  # fixed order S, A whatever order the caller used
             s = streams[stream]

@@ -3,10 +3,11 @@
 In pipeline order (docs/architecture.md draws the map):
 
 - ``audio``: bytes -> mono float32 blocks (soundfile; raw PCM fallback), ``stdin``: FS-separated parts
+- ``splitter``, ``pcm``, ``piped``: pipes read as they arrive (parts on the fly, raw/WAV decoded incrementally)
 - ``framing``: fixed chunks with context; pooling to pack frames
 - ``features``: resample -> chunk -> encoder -> pooled features (FeaturePipeline)
 - ``session``: onnxruntime sessions, providers and threads; ``pack`` (+ ``onnx_check``): a verified pack
-- ``tokenizer``: the public Tokenizer: pack + pipeline + RVQ -> TokenStream
+- ``tokenizer``: the public Tokenizer: pack + pipeline + RVQ -> TokenStream; ``live``: its push API (LiveStream)
 - ``records``: Frame, LineOptions, dense/delta/RLE lines; ``stream``: TokenStream (header, frames, stats)
 - ``ndjson``, ``formats``: a stream rendered; ``reader``: token files read back into streams
 - ``sinks``: stdout, files and folders, written atomically

@@ -81,6 +81,7 @@ class AudioSource:
     nonfinite: int = 0  # NaN/Inf samples replaced by 0 so far
     clipped: int = 0  # samples beyond +-MAX_AMPLITUDE clipped so far
     header_note: str | None = None  # what the container header says is wrong, if anything
+    declared_raw: bool = False  # raw because the user said so (--raw), not as a fallback
 
     def blocks(self) -> Iterator[np.ndarray]:
         """The mono float32 blocks, once; NaN/Inf become 0 and absurd amplitudes are clipped (counted)."""
@@ -99,7 +100,7 @@ class AudioSource:
         """One-line notes for the user about this input, once it has been read to the end."""
         info = self.info
         notes = []
-        if info.decoder == "raw":
+        if info.decoder == "raw" and not self.declared_raw:
             notes.append(f"no audio format recognized; read as raw 16-bit PCM at {info.sample_rate} Hz (see --raw-rate)")
         if self.header_note:
             notes.append(self.header_note)

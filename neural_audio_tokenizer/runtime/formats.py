@@ -64,7 +64,7 @@ def text_legend(stream: TokenStream, options: LineOptions) -> str:
     pack = header.get("pack", {}).get("name", "?")
     parts = [
         f"# {src.get('name', 'input')}",
-        f"{fmt_time(round(float(src.get('duration_s', 0.0)), 3))} s",
+        "streamed" if src.get("duration_s", 0.0) is None else f"{fmt_time(round(float(src.get('duration_s', 0.0)), 3))} s",  # piped: known at the end
         f"pack {pack}",
         f"{header.get('frame_rate')} frames/s",
         "line: t S " + " ".join(stream.s_names) + " A " + " ".join(stream.a_names)
@@ -189,7 +189,7 @@ def lam_header(stream: TokenStream, rle: bool) -> dict:
         "start_ts": 0.0,
         "layers": layers,
         "legend": LAM_LEGEND,
-        "duration_seconds": round(float(src.get("duration_s", 0.0)), 3),
+        "duration_seconds": None if src.get("duration_s", 0.0) is None else round(float(src.get("duration_s", 0.0)), 3),
         "audio_sha256": src.get("sha256"),
         "metadata": {
             "file_path": src.get("name"),
@@ -235,6 +235,8 @@ def render_lam(stream: TokenStream, options: LineOptions) -> Iterator[Out]:
             "nonfinite_samples": end["nonfinite_samples"],
             "tokens": end["tokens"],
         }
+        if end.get("source"):  # piped input: the size and hash its header could not carry
+            event["stats"]["source"] = end["source"]
     yield event
 
 

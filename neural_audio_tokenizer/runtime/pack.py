@@ -58,6 +58,9 @@ class EncoderSpec:
     window: int  # samples the first frame needs: frames = (samples - window) // hop + 1
     input_normalization: str
     outputs: tuple[str, ...]
+    # Seconds of audio before a pack frame's start and after its end that its output depends
+    # on; None: the whole chunk (attention, per-chunk normalization). See docs/pack-format.md.
+    receptive_field_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -234,7 +237,12 @@ def _encoder(root: Path, name: str, spec: Any, frame_rate: int) -> tuple[Encoder
     if not isinstance(inp, str):
         raise _fail(where, "input must be a string")
     info = _check_model(file, model, inp, outputs)
-    return EncoderSpec(name, file, model, inp, sr, hop, window, norm, tuple(outputs)), info
+    receptive = spec.get("receptive_field_s")
+    if receptive is not None:
+        receptive = _number(receptive, f"{where}.receptive_field_s", 0.0, 60)
+        if norm != "none":  # a chunk-wide normalization makes every frame see the whole chunk
+            raise _fail(where, f"receptive_field_s cannot be declared with input_normalization {norm!r}")
+    return EncoderSpec(name, file, model, inp, sr, hop, window, norm, tuple(outputs), receptive), info
 
 
 def _stream(root: Path, name: str, spec: Any, encoders: dict[str, EncoderSpec], models: dict[str, ModelInfo]) -> StreamSpec:
@@ -334,6 +342,8 @@ def _load(root: Path) -> Pack:
     for enc in encoders.values():
         if round(context_s * enc.sample_rate) < enc.window - enc.hop:
             raise _fail("manifest.json", f"chunking.context_s is shorter than encoder {enc.name!r}'s window")
+        if enc.receptive_field_s is not None and enc.receptive_field_s > context_s:
+            raise _fail("manifest.json", f"encoder {enc.name!r}'s receptive_field_s exceeds chunking.context_s")
     st_specs = manifest.get("streams")
     if not isinstance(st_specs, dict) or sorted(map(str, st_specs)) != sorted(STREAM_NAMES):
         raise _fail("manifest.json", f"streams must be exactly {list(STREAM_NAMES)}")

@@ -165,10 +165,12 @@ class _Builder:
         a_layers = [lay for lay in layers if str(lay.get("name", "")).startswith("A")]
         levels = [lay["name"] for lay in s_layers] + [lay["name"] for lay in a_layers]
         meta = h.get("metadata") if isinstance(h.get("metadata"), dict) else {}
+        end_stats = self.end.get("stats") if isinstance(self.end, dict) and isinstance(self.end.get("stats"), dict) else {}
+        late = end_stats.get("source") if isinstance(end_stats.get("source"), dict) else {}
         header = {
             "type": "header",
             "format": LAM,
-            "source": {"name": str(meta.get("file_path") or "?"), "sha256": h.get("audio_sha256")},
+            "source": {"name": str(meta.get("file_path") or "?"), "sha256": h.get("audio_sha256") or late.get("sha256")},
             "pack": {"name": meta.get("pack"), "manifest_sha256": meta.get("pack_manifest_sha256"), "codebook_id": h.get("codebook_id")},
             "frame_rate": float(fps),
             "streams": {

@@ -115,6 +115,15 @@ class TokenStream:
         return self.stats_after()
 
     @property
+    def source(self) -> dict:
+        """The input's identity: the header's ``source``, with what a piped or live input's
+        header leaves null (``bytes``, ``sha256``) filled in from its stats line once known."""
+        source = dict(self.header.get("source") or {})
+        known = (self.stats or {}).get("source") or {}
+        source.update((key, value) for key, value in known.items() if source.get(key) is None)
+        return source
+
+    @property
     def name(self) -> str:
         """The input's name, as its header gives it."""
         return str((self.header.get("source") or {}).get("name", "?"))

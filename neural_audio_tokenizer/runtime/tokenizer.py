@@ -24,6 +24,7 @@ from ..codebooks.quantize import code_norms, quantize
 from ..packs import resolve_pack
 from .audio import RAW_RATE, AudioSource, from_array, open_bytes, open_path
 from .features import ChunkFeatures, EncoderRun, pipeline_for
+from .live import LiveStream, live_pipeline
 from .pack import Pack, StreamSpec, load_pack
 from .records import Frame, frame_time
 from .session import SessionOptions, create_session, parallelism, resolve_device, run_session
@@ -68,6 +69,7 @@ class Tokenizer:
         norms, its silence codes (computed with ``_run``, which must work by now)."""
         self.pack = pack
         self.pipeline = pipeline_for(pack)
+        self.live_pipeline = live_pipeline(pack)  # short chunks where the pack allows (live.py)
         self._norms = {name: code_norms(s.codebooks) for name, s in pack.streams.items()}
         first = next(iter(pack.encoders.values()))
         self.silence = SilenceGate.for_pipeline(pack.silence_floor_dbfs, self.pipeline, self._run, self.quantize, first.sample_rate)
@@ -122,6 +124,12 @@ class Tokenizer:
     def encode(self, audio: AudioInput, name: str | None = None, raw_rate: int = RAW_RATE) -> Iterator[Frame]:
         """Just the frames of :meth:`stream`, in time order, yielded as each chunk is done."""
         return self.frames(self.open(audio, name, raw_rate))
+
+    def live(self, sample_rate: int, channels: int = 1, name: str = "live") -> LiveStream:
+        """A live input fed by the caller: ``push(samples) -> [Frame]`` as audio is recorded,
+        ``close() -> [Frame]`` at its end; the frames :meth:`encode` gives for the whole
+        recording, each as soon as its audio and context are in (runtime/live.py)."""
+        return LiveStream(self, sample_rate, channels, name)
 
     def frames(self, source: AudioSource) -> Iterator[Frame]:
         """The frames of a decoded input (``source`` is read once, as they are iterated)."""

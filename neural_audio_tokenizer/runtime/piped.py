@@ -1,0 +1,209 @@
+"""Piped input (stdin, a FIFO) tokenized as its bytes arrive: lines while the sound still plays.
+
+A pipe is read with whatever each read returns (``os.read``), never waiting for a full
+block, and goes through three stages, each holding a bounded amount:
+
+1. :class:`~.splitter.PartSplitter` cuts it into parts exactly as ``stdin.split_parts``
+   would (not for ``--raw`` or a FIFO given as a path: one part, 0x1C bytes are samples);
+2. each part is decoded as it arrives where its format allows: raw s16le (``--raw``) and
+   WAV/RF64 with real or placeholder sizes (runtime/pcm.py). Any other part (FLAC, Ogg,
+   MP3, AIFF, RIFX, compressed WAV, raw PCM without ``--raw``) is gathered whole and decoded
+   at its end: libsndfile reads those formats only from a seekable file;
+3. decoded samples go through a :class:`~.live.LiveStream` (short chunks where the pack
+   allows), so frames come out a context's length after their audio.
+
+A streamed part's header cannot hold what is known only at its end: ``bytes``, ``sha256``
+and ``duration_s`` are null there and its stats line carries ``source: {bytes, sha256}``
+(and, as always, the decoded ``duration_s``). docs/ndjson.md, "Live and piped input".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
+
+from ..errors import InputError
+from .audio import MAX_AMPLITUDE, open_bytes
+from .live import LiveStream
+from .pcm import PcmDecoder, PcmFormat, UnsupportedWav, parse_wav_header, raw_format
+from .splitter import PartEvent, PartSplitter
+from .stream import TokenStream
+
+READ_SIZE = 1 << 16  # most bytes per read; a read returns what the pipe holds, never waits for more
+
+
+def read_chunks(fileobj: BinaryIO, name: str = "stdin") -> Iterator[bytes]:
+    """The bytes of a pipe or file as they arrive (empty pieces never; the end when it closes)."""
+    try:
+        fd: int | None = fileobj.fileno()
+    except (OSError, ValueError, AttributeError):  # an in-memory stream: no descriptor
+        fd = None
+    while True:
+        try:
+            data = os.read(fd, READ_SIZE) if fd is not None else fileobj.read1(READ_SIZE)
+        except OSError as exc:
+            raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
+        if not data:
+            return
+        yield data
+
+
+class PipedParts:
+    """The parts of piped bytes, one at a time: iterate :meth:`parts`; each part is an
+    iterator of its bytes, read (or left and skipped) before the next part starts."""
+
+    def __init__(self, chunks: Iterator[bytes], split: bool) -> None:
+        self._chunks = chunks
+        self._splitter = PartSplitter() if split else None
+        self._events: deque[PartEvent] = deque()
+        self._eof = False
+        self._started = False  # unsplit input: whether its one part has begun
+
+    def _fill(self) -> bool:
+        """Read until an event is queued; False once the input is over."""
+        while not self._events:
+            if self._eof:
+                return False
+            data = next(self._chunks, None)
+            if data is None:
+                self._eof = True
+                if self._splitter is not None:
+                    self._events.extend(self._splitter.close())
+                elif self._started:
+                    self._events.append(PartEvent("end"))
+            elif self._splitter is not None:
+                self._events.extend(self._splitter.feed(data))
+            else:
+                if not self._started:
+                    self._started = True
+                    self._events.append(PartEvent("begin"))
+                self._events.append(PartEvent("data", data))
+        return True
+
+    def parts(self) -> Iterator[Iterator[bytes]]:
+        """Each part's byte iterator, in order."""
+        while self._fill():
+            event = self._events.popleft()
+            assert event.kind == "begin", event.kind
+            part = self._part()
+            yield part
+            for _ in part:  # what the consumer left of it (after a decoding error)
+                pass
+
+    def _part(self) -> Iterator[bytes]:
+        while self._fill():
+            event = self._events.popleft()
+            if event.kind == "end":
+                return
+            yield event.data
+
+
+class PipedSource:
+    """One part being read: a streamed one (``format`` set) or one gathered whole (``source``)."""
+
+    def __init__(self, name: str, part: Iterator[bytes], raw: tuple[int, int] | None, raw_rate: int) -> None:
+        self.name = name
+        self._part = part
+        self._hash = hashlib.sha256()
+        self.bytes = 0
+        self.trailing = 0
+        self.missing = 0
+        self.format: PcmFormat | None = None
+        self.source = None  # an AudioSource, for a part decoded whole
+        self._head = b""
+        self._ended = False
+        self._limit: int | None = None
+        self._limit_declared: int | None = None  # a streamed WAV's data size, for the truncation note
+        if raw is not None:
+            self.format = raw_format(raw[0], raw[1], name)
+            return
+        head = self._take(12)
+        if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
+            try:
+                while (wav := parse_wav_header(self._head, self._ended)) is None:
+                    self._take(len(self._head) + 4096)
+                self.format, self._limit = wav.format, wav.data_bytes
+                self._limit_declared = wav.data_bytes
+                self._head = self._head[wav.data_offset :]
+                return
+            except UnsupportedWav:
+                pass
+        data = self._head + b"".join(self._rest())
+        self.source = open_bytes(data, name, raw_rate)
+
+    def _take(self, n: int) -> bytes:
+        """Read until the head holds ``n`` bytes or the part ends."""
+        while len(self._head) < n and not self._ended:
+            data = next(self._part, None)
+            if data is None:
+                self._ended = True
+                break
+            self._count(data)
+            self._head += data
+        return self._head
+
+    def _count(self, data: bytes) -> None:
+        self._hash.update(data)
+        self.bytes += len(data)
+
+    def _rest(self) -> Iterator[bytes]:
+        if self._ended:
+            return
+        for data in self._part:
+            self._count(data)
+            yield data
+
+    def blocks(self) -> Iterator[Any]:
+        """Float32 [frames, channels] blocks of a streamed part, as its bytes arrive."""
+        decoder = PcmDecoder(self.format, self._limit)
+        if self._head:
+            yield decoder.feed(self._head)
+            self._head = b""
+        for data in self._rest():
+            yield decoder.feed(data)
+        yield decoder.finish()
+        self.trailing, self.missing = decoder.trailing, decoder.missing
+
+    def identity(self) -> dict:
+        """The stats line's ``source``: what the header could not say yet."""
+        return {"bytes": self.bytes, "sha256": self._hash.hexdigest()}
+
+
+def piped_stream(tokenizer: Any, source: PipedSource) -> tuple[TokenStream, Callable[[], list[str]]]:
+    """A part's TokenStream and its warnings (call once the frames are done)."""
+    if source.source is not None:
+        return tokenizer.stream(source.source), source.source.warnings
+    fmt = source.format
+    decoder = "raw" if fmt.label == "s16le" else "stream"
+    live = LiveStream(tokenizer, fmt.sample_rate, fmt.channels, source.name, decoder=decoder, format=fmt.label)
+    done: list[dict] = []
+
+    def frames() -> Iterator:
+        for block in source.blocks():
+            yield from live.push(block)
+        yield from live.close()
+        if source.bytes == 0:
+            raise InputError(f"{source.name}: empty input (0 bytes)")
+        if live.samples == 0:
+            raise InputError(f"{source.name}: no audio samples")
+        stats = dict(live.stats)
+        tokens = stats.pop("tokens")
+        done.append({**stats, "source": source.identity(), "tokens": tokens})
+
+    def warnings() -> list[str]:
+        notes = []
+        if source.missing and source._limit_declared is not None:
+            held = source._limit_declared - source.missing
+            notes.append(f"header declares {source._limit_declared} bytes of audio data, the input held {held} (truncated?)")
+        elif source.trailing and not fmt.pad_partial:
+            notes.append(f"ends mid-sample: the last {source.trailing} bytes (a partial sample frame) were dropped")
+        if live.nonfinite:
+            notes.append(f"{live.nonfinite} NaN or infinite samples replaced by silence")
+        if live.clipped:
+            notes.append(f"{live.clipped} samples beyond +-{MAX_AMPLITUDE:g} (full scale is 1) clipped")
+        return notes
+
+    return TokenStream(live.header, frames(), lambda: done[0] if done else None), warnings
