@@ -98,10 +98,12 @@ def test_frames_come_before_close(builtin):
     sr = 16000
     live = builtin.live(sr)
     x = varied(3.0, sr, seed=1)
-    cut = int(sr * 2.1)  # 2 s and the ~70 ms soxr holds back when resampling to 22.05 kHz
+    cut = int(sr * 2.1)  # frames 0-9 whole, frame 10 begun
     got = live.push(x[:cut])
-    # every frame whose end is at least the 0.6 s context before what has arrived
-    assert [f.index for f in got] == list(range(7))
+    # The silence floor passes a frame's samples on once the frame is whole (2.0 s here);
+    # soxr holds back ~70 ms resampling to 22.05 kHz; a frame needs 0.6 s of context after
+    # it: frames 0-5 (ending by 1.2 s) are final.
+    assert [f.index for f in got] == list(range(6))
     rest = live.push(x[cut:]) + live.close()
     assert got + rest == list(builtin.encode((x, sr)))
     assert live.stats["frames"] == 15 and live.stats["duration_s"] == 3.0

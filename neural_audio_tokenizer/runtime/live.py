@@ -206,6 +206,7 @@ class LiveStream:
         self.sample_rate, self.channels = int(sample_rate), int(channels)
         self._tokenizer = tokenizer
         self._features = LiveFeatures(tokenizer.live_pipeline, self.sample_rate, tokenizer._run, flexible(tokenizer.pack))
+        self._gate = tokenizer.silence.push_gate(self.sample_rate)  # the silence floor, as for a file
         self._rest = np.zeros(0, dtype=np.float32)  # an interleaved block's partial last frame
         self._counter = StatsCounter()
         self._lock = threading.Lock()
@@ -237,7 +238,7 @@ class LiveStream:
         with self._lock:
             if self._closed:
                 raise InputError(f"{self.name}: push after close")
-            return self._frames(self._features.push(self._mono(samples)))
+            return self._frames(self._feed(self._mono(samples)))
 
     def close(self) -> list[Frame]:
         """End of input: the remaining frames; ``stats`` is set. A partial interleaved frame is dropped."""
@@ -245,7 +246,8 @@ class LiveStream:
             if self._closed:
                 return []
             self._closed = True
-            frames = self._frames(self._features.finish())
+            held = [] if self._gate is None else [c for block in self._gate.finish() for c in self._features.push(block)]
+            frames = self._frames(held + self._features.finish())
             self.stats = {
                 "type": "stats",
                 "frames": self._counter.frames,
@@ -260,8 +262,13 @@ class LiveStream:
         """Mono samples pushed so far."""
         return self._features.samples
 
+    def _feed(self, block: np.ndarray) -> list[ChunkFeatures]:
+        """The chunks ``block`` completes; under a silence floor, once its frames are decided."""
+        blocks = [block] if self._gate is None else self._gate.push(block)
+        return [chunk for b in blocks for chunk in self._features.push(b)]
+
     def _frames(self, chunks: Iterable[ChunkFeatures]) -> list[Frame]:
-        return [self._counter.add(f) for f in self._tokenizer.chunk_frames(chunks)]
+        return [self._counter.add(f) for f in self._tokenizer.chunk_frames(chunks, self._gate)]
 
     def _mono(self, samples: Any) -> np.ndarray:
         arr = np.asarray(samples)

@@ -121,41 +121,72 @@ class LevelMeter:
         return out
 
 
+class PushGate:
+    """Blocks pushed as they come, handed on once every frame they touch is decided, with
+    the silent frames' samples set to zero. A file's blocks keep their sizes (soxr then
+    streams the very blocks it gets without a floor); with ``split`` (the push API, whose
+    blocks may be long) a block's decided frames go on at once and only the rest waits."""
+
+    def __init__(self, meter: LevelMeter, split: bool = False) -> None:
+        self.meter = meter
+        self.split = split
+        self._pending: deque[np.ndarray] = deque()
+        self._first = 0  # sample index of _pending[0]
+
+    def push(self, block: np.ndarray) -> list[np.ndarray]:
+        """The blocks now decided, gated, in order (often none)."""
+        self.meter.push(block)
+        self._pending.append(block)
+        out = []
+        while self._pending and self.meter.frame_of(self._first + len(self._pending[0]) - 1) < len(self.meter.silent):
+            out.append(self._release())
+        if self.split and self._pending:
+            decided = self.meter.start(len(self.meter.silent)) - self._first  # samples of the head block already decided
+            if decided > 0:
+                head = self._pending.popleft()
+                self._pending.appendleft(head[decided:])
+                self._pending.appendleft(head[:decided])
+                out.append(self._release())
+        return out
+
+    def finish(self) -> list[np.ndarray]:
+        """The input ended: every block still held, gated."""
+        self.meter.finish()
+        return [self._release() for _ in range(len(self._pending))]
+
+    def _release(self) -> np.ndarray:
+        block = self._pending.popleft()
+        gated = self.meter.gate(block, self._first) if len(block) else block
+        self._first += len(block)
+        return gated
+
+    def silent(self, first_frame: int, n: int) -> np.ndarray:
+        """[n] bool: which of frames ``first_frame ..`` are below the floor (all decided by now)."""
+        decided = self.meter.silent[first_frame : first_frame + n]
+        return np.array(decided + [True] * (n - len(decided)), dtype=bool)  # a frame with no samples is silent
+
+
 @dataclass
 class MeteredSource:
-    """An AudioSource look-alike for the feature pipeline: the same blocks, each handed on
-    once every frame it touches is decided, with the silent frames' samples set to zero. So
-    the encoders see digital zero wherever the input is below the floor, and the tokens of
-    the sounding frames around a pause do not depend on the noise in it either."""
+    """An AudioSource look-alike for the feature pipeline: the source's blocks through a
+    PushGate. So the encoders see digital zero wherever the input is below the floor, and
+    the tokens of the sounding frames around a pause do not depend on the noise in it either."""
 
     source: AudioSource
-    meter: LevelMeter
+    gate: PushGate
 
     @property
     def info(self) -> SourceInfo:
         return self.source.info
 
     def blocks(self) -> Iterator[np.ndarray]:
-        pending: deque[np.ndarray] = deque()
-        first = 0  # sample index of pending[0]
         for block in self.source.blocks():
-            self.meter.push(block)
-            pending.append(block)
-            # Block sizes are kept (soxr streams the same blocks as without a floor).
-            while pending and self.meter.frame_of(first + len(pending[0]) - 1) < len(self.meter.silent):
-                block = pending.popleft()
-                yield self.meter.gate(block, first)
-                first += len(block)
-        self.meter.finish()
-        while pending:
-            block = pending.popleft()
-            yield self.meter.gate(block, first) if len(block) else block
-            first += len(block)
+            yield from self.gate.push(block)
+        yield from self.gate.finish()
 
     def silent(self, first_frame: int, n: int) -> np.ndarray:
-        """[n] bool: which of frames ``first_frame ..`` are below the floor (all decided by now)."""
-        decided = self.meter.silent[first_frame : first_frame + n]
-        return np.array(decided + [True] * (n - len(decided)), dtype=bool)  # a frame with no samples is silent
+        """[n] bool: which of frames ``first_frame ..`` are below the floor."""
+        return self.gate.silent(first_frame, n)
 
 
 # (stream, pooled features [frames, dim]) -> codes [frames, levels]
@@ -189,11 +220,18 @@ class SilenceGate:
         """What to hand the pipeline: ``source`` metered (or as is, without a floor)."""
         if self.floor_dbfs is None:
             return source
-        return MeteredSource(source, LevelMeter(source.info.sample_rate, self.frame_rate, self.floor_dbfs))
+        return MeteredSource(source, PushGate(LevelMeter(source.info.sample_rate, self.frame_rate, self.floor_dbfs)))
 
-    def apply(self, source: AudioSource | MeteredSource, first_frame: int, codes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """``codes`` of one chunk ([frames, levels] per stream) with its silent frames replaced."""
-        if not isinstance(source, MeteredSource):
+    def push_gate(self, sample_rate: int) -> PushGate | None:
+        """A gate for samples pushed at ``sample_rate`` (the push API), or None without a floor."""
+        if self.floor_dbfs is None:
+            return None
+        return PushGate(LevelMeter(sample_rate, self.frame_rate, self.floor_dbfs), split=True)
+
+    def apply(self, source: AudioSource | MeteredSource | PushGate | None, first_frame: int, codes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``codes`` of one chunk ([frames, levels] per stream) with its silent frames replaced
+        (``source``: what ``meter`` or ``push_gate`` gave; unmetered input passes unchanged)."""
+        if not isinstance(source, (MeteredSource, PushGate)):
             return codes
         silent = source.silent(first_frame, len(next(iter(codes.values()))))
         if not silent.any():
