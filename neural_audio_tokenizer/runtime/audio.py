@@ -108,11 +108,17 @@ class AudioSource:
             got = self.decoded / info.sample_rate
             if got < info.duration_s - max(0.05, 0.01 * info.duration_s):
                 notes.append(f"decoded {got:.3f} s of the {info.duration_s:.3f} s its header declares (truncated?)")
-        if self.nonfinite:
-            notes.append(f"{self.nonfinite} NaN or infinite samples replaced by silence")
-        if self.clipped:
-            notes.append(f"{self.clipped} samples beyond +-{MAX_AMPLITUDE:g} (full scale is 1) clipped")
-        return notes
+        return notes + damage_notes(self.nonfinite, self.clipped)
+
+
+def damage_notes(nonfinite: int, clipped: int) -> list[str]:
+    """The warnings for samples that were replaced (NaN/Inf) or clipped (beyond MAX_AMPLITUDE)."""
+    notes = []
+    if nonfinite:
+        notes.append(f"{nonfinite} NaN or infinite samples replaced by silence")
+    if clipped:
+        notes.append(f"{clipped} samples beyond +-{MAX_AMPLITUDE:g} (full scale is 1) clipped")
+    return notes
 
 
 def display_name(path: str) -> str:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 from ..errors import InputError
-from .audio import MAX_AMPLITUDE, open_bytes
+from .audio import damage_notes, open_bytes
 from .live import LiveStream
 from .pcm import PcmDecoder, PcmFormat, UnsupportedWav, parse_wav_header, raw_format
 from .splitter import PartEvent, PartSplitter
@@ -200,10 +200,6 @@ def piped_stream(tokenizer: Any, source: PipedSource) -> tuple[TokenStream, Call
             notes.append(f"header declares {source._limit_declared} bytes of audio data, the input held {held} (truncated?)")
         elif source.trailing and not fmt.pad_partial:
             notes.append(f"ends mid-sample: the last {source.trailing} bytes (a partial sample frame) were dropped")
-        if live.nonfinite:
-            notes.append(f"{live.nonfinite} NaN or infinite samples replaced by silence")
-        if live.clipped:
-            notes.append(f"{live.clipped} samples beyond +-{MAX_AMPLITUDE:g} (full scale is 1) clipped")
-        return notes
+        return notes + damage_notes(live.nonfinite, live.clipped)
 
     return TokenStream(live.header, frames(), lambda: done[0] if done else None), warnings
