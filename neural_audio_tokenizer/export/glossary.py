@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from ..errors import NatError
 from ..runtime import glossary as vocab
 from ..runtime.audio import AUDIO_EXTENSIONS, open_path
 from ..runtime.pack import Pack, load_pack
+from .pack_writer import install, staging
 
 SR = 22050  # descriptors are measured at this rate (the corpus renders at it)
 SPEC_FFT, SPEC_HOP = 1024, 256  # level rise, centroid, flatness: 46 ms windows every 11.6 ms
@@ -279,10 +279,7 @@ def write_with_glossary(pack_dir: str | os.PathLike, data: bytes, out: str | os.
             manifest[key] = value
         if key == "streams":
             manifest["glossary"] = {"file": vocab.FILE, "sha256": hashlib.sha256(data).hexdigest()}
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a pack is meant to be read by others
-    try:
+    with staging(dest) as tmp:
         listed = {spec["file"] for spec in src.manifest["encoders"].values()}
         for spec in src.manifest["streams"].values():
             listed |= {spec[k]["file"] for k in ("normalization", "projection", "codebooks") if spec.get(k)}
@@ -290,21 +287,7 @@ def write_with_glossary(pack_dir: str | os.PathLike, data: bytes, out: str | os.
             (tmp / file).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src.path / file, tmp / file)
         (tmp / vocab.FILE).write_bytes(data)
-        text = json.dumps(manifest, indent=2, sort_keys=False, ensure_ascii=False, allow_nan=False) + "\n"  # as pack_writer writes it
-        (tmp / "manifest.json").write_text(text, encoding="utf-8")
-        load_pack(tmp)  # refuse to install a pack the runtime would refuse
-        if dest.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
-            os.replace(dest, old / dest.name)
-            os.replace(tmp, dest)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    load_pack(dest)
-    return dest
+        return install(tmp, manifest, dest)
 
 
 def add_glossary(pack_dir: str | os.PathLike, files: Sequence[Path], out: str | os.PathLike | None = None, root: Path | None = None, log: Callable[[str], None] = lambda _: None) -> Path:

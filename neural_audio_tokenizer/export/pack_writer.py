@@ -11,13 +11,14 @@ and the runtime refuses is a bug found here, not by a user.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,36 @@ def _array_entry(folder: Path, file: str, array: np.ndarray, ndim: int, where: s
     return {"file": file, "sha256": _sha256(data), "shape": list(arr.shape)}
 
 
+@contextlib.contextmanager
+def staging(out: Path) -> Iterator[Path]:
+    """A fresh sibling folder of ``out`` to assemble a pack in; removed if anything fails."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a pack is meant to be read by others
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def install(tmp: Path, manifest: dict, out: Path) -> Path:
+    """Write ``manifest`` into the staging folder ``tmp``, check the runtime loads the pack,
+    and rename it to ``out``, replacing an existing pack whole; returns ``out``, loaded again."""
+    text = json.dumps(manifest, indent=2, sort_keys=False, ensure_ascii=False, allow_nan=False) + "\n"
+    (tmp / "manifest.json").write_text(text, encoding="utf-8")
+    load_pack(tmp)  # refuse to install a pack the runtime would refuse
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, old / out.name)
+        os.replace(tmp, out)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, out)
+    load_pack(out)
+    return out
+
+
 def write_pack(
     out_dir: str | os.PathLike[str],
     *,
@@ -72,10 +103,7 @@ def write_pack(
     out = Path(out_dir).absolute()
     if sorted(streams) != sorted(STREAM_NAMES):
         raise ValueError(f"streams must be exactly {list(STREAM_NAMES)}, got {sorted(streams)}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a pack is meant to be read by others
-    try:
+    with staging(out) as tmp:
         enc_entries = {}
         for enc_name, e in encoders.items():
             if e.get("input_normalization", "none") not in INPUT_NORMALIZATIONS:
@@ -122,18 +150,4 @@ def write_pack(
             "provenance": provenance,
             "verification": verification,
         }
-        text = json.dumps(manifest, indent=2, sort_keys=False, ensure_ascii=False, allow_nan=False) + "\n"
-        (tmp / "manifest.json").write_text(text, encoding="utf-8")
-        load_pack(tmp)  # refuse to install a pack the runtime would refuse
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    load_pack(out)
-    return out
+        return install(tmp, manifest, out)
