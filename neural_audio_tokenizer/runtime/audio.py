@@ -86,13 +86,9 @@ class AudioSource:
     def blocks(self) -> Iterator[np.ndarray]:
         """The mono float32 blocks, once; NaN/Inf become 0 and absurd amplitudes are clipped (counted)."""
         for block in self._blocks:
-            bad = ~np.isfinite(block)
-            if bad.any():  # NaN/Inf from float files would poison a whole chunk's features
-                self.nonfinite += int(bad.sum())
-                block = np.where(bad, np.float32(0), block)
-            if len(block) and np.abs(block).max() > MAX_AMPLITUDE:
-                self.clipped += int(np.count_nonzero(np.abs(block) > MAX_AMPLITUDE))
-                block = np.clip(block, -MAX_AMPLITUDE, MAX_AMPLITUDE)
+            block, nonfinite, clipped = repair(block)
+            self.nonfinite += nonfinite
+            self.clipped += clipped
             self.decoded += len(block)
             yield block
 
@@ -109,6 +105,20 @@ class AudioSource:
             if got < info.duration_s - max(0.05, 0.01 * info.duration_s):
                 notes.append(f"decoded {got:.3f} s of the {info.duration_s:.3f} s its header declares (truncated?)")
         return notes + damage_notes(self.nonfinite, self.clipped)
+
+
+def repair(block: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """(``block`` with NaN/Inf set to 0 and amplitudes clipped to MAX_AMPLITUDE, how many
+    samples were replaced, how many clipped): either would poison a whole chunk's features."""
+    nonfinite = clipped = 0
+    bad = ~np.isfinite(block)
+    if bad.any():
+        nonfinite = int(bad.sum())
+        block = np.where(bad, np.float32(0), block)
+    if len(block) and np.abs(block).max() > MAX_AMPLITUDE:
+        clipped = int(np.count_nonzero(np.abs(block) > MAX_AMPLITUDE))
+        block = np.clip(block, -MAX_AMPLITUDE, MAX_AMPLITUDE)
+    return block, nonfinite, clipped
 
 
 def damage_notes(nonfinite: int, clipped: int) -> list[str]:

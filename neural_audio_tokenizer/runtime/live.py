@@ -29,7 +29,7 @@ import numpy as np
 import soxr
 
 from ..errors import InputError
-from .audio import MAX_AMPLITUDE, _mono
+from .audio import _mono, repair
 from .features import ChunkFeatures, EncoderRun, FeaturePipeline, build_pipeline, frame_count
 from .framing import Chunker, Grid, Segment
 from .pcm import check_layout
@@ -288,11 +288,7 @@ class LiveStream:
         if arr.ndim != 2 or arr.shape[1] != self.channels:
             raise InputError(f"{self.name}: expected [samples, {self.channels}] or interleaved samples, got shape {np.shape(samples)}")
         block = _mono(arr) if len(arr) else np.zeros(0, dtype=np.float32)
-        bad = ~np.isfinite(block)
-        if bad.any():  # as AudioSource.blocks: NaN/Inf would poison a whole chunk's features
-            self.nonfinite += int(bad.sum())
-            block = np.where(bad, np.float32(0), block)
-        if len(block) and np.abs(block).max() > MAX_AMPLITUDE:
-            self.clipped += int(np.count_nonzero(np.abs(block) > MAX_AMPLITUDE))
-            block = np.clip(block, -MAX_AMPLITUDE, MAX_AMPLITUDE)
+        block, nonfinite, clipped = repair(block)  # as AudioSource.blocks does
+        self.nonfinite += nonfinite
+        self.clipped += clipped
         return block
