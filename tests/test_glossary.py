@@ -81,6 +81,17 @@ def test_level_words_follow_dbfs():
     assert a["loudness"] == s["loudness"] == "silent" and a["brightness"] is None and s["pitch_classes"] == []
 
 
+def test_a_code_gets_the_word_most_of_its_frames_have():
+    """Three frames at -40 dBFS and two at -10: the word is the majority's (`quiet`), not the
+    median's, and the value is the median of those three frames, so word and value agree."""
+    m = gl.measure(np.zeros(SR), SR, 5)
+    m.dbfs[:] = [-41.0, -40.0, -39.0, -10.0, -11.0]
+    entry = gl.describe("A0", np.arange(5), m)
+    assert (entry["loudness"], entry["dbfs"]) == ("quiet", -40.0)
+    m.dbfs[:] = [-41.0, -40.0, -10.0, -11.0, -60.0]  # a tie, 2 against 2: the lower bin's word
+    assert gl.describe("A0", np.arange(5), m)["loudness"] == "quiet"
+
+
 def test_word_bins_are_inclusive_at_their_lower_bound():
     assert vocab.word(vocab.LOUDNESS, -45.0) == "quiet" and vocab.word(vocab.LOUDNESS, -45.1) == "very quiet"
     assert vocab.word(vocab.BRIGHTNESS, None) is None

@@ -7,9 +7,9 @@ exactly the code ``nat`` gives it), and the same decoded audio is measured frame
 with plain numpy signal processing, independent of the pack's encoders (:func:`measure`):
 RMS level, spectral centroid, spectral flatness, the largest level rise (onset), the
 strongest spectral peak, and a 12-bin pitch-class profile. Per level-0 code of each stream,
-the frames' medians (and, for S, their mean pitch-class profile named by its strongest
-pitch classes and the best-matching major or minor triad) become one entry in the fixed
-vocabulary of runtime/glossary.py; codes no corpus frame got have no entry.
+the word most of the frames have with those frames' median value (and, for S, their mean
+pitch-class profile named by its strongest pitch classes and the best-matching major or
+minor triad) become one entry in the fixed vocabulary of runtime/glossary.py; codes no corpus frame got have no entry.
 
 Needs no torch (numpy, soxr, onnxruntime). Deterministic: files are read in sorted order,
 values are rounded, the JSON is canonical, so the same pack and corpus give the same bytes.
@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,16 +166,19 @@ def name_profile(profile: np.ndarray) -> tuple[list[str], str | None, float]:
     return pcs, (vocab.CHORDS[best] if match >= CHORD_MIN_MATCH else None), match
 
 
-def _median(values: np.ndarray) -> float | None:
-    values = values[np.isfinite(values)]
-    return None if values.size == 0 else float(np.median(values))
-
-
-def _described(bins, value: float | None, digits: int) -> tuple[str | None, float | None]:
-    if value is None:
+def _described(bins, values: np.ndarray, digits: int) -> tuple[str | None, float | None]:
+    """(word, value) of one descriptor over a code's frames: the word most of them have
+    (ties: the lower bin) and the median value of the frames with that word, so the pair
+    always agrees. The most common word rather than the median's: it is the likelier word for
+    a frame with that code (docs/quality.md, "Glossary", has the comparison)."""
+    values = np.round(values[np.isfinite(values)], digits) + 0.0  # + 0.0: no -0.0 in the JSON
+    if values.size == 0:
         return None, None
-    value = round(value, digits) + 0.0  # + 0.0: no -0.0 in the JSON
-    return vocab.word(bins, value), value
+    words = np.array([vocab.word(bins, float(v)) for v in values])
+    order = [name for name, _ in bins]
+    counts = Counter(words.tolist())
+    best = max(counts, key=lambda w: (counts[w], -order.index(w)))
+    return best, round(float(np.median(values[words == best])), digits) + 0.0
 
 
 def describe(name: str, rows: np.ndarray, m: Measures) -> dict:
@@ -182,19 +186,18 @@ def describe(name: str, rows: np.ndarray, m: Measures) -> dict:
     entry: dict = {"frames": int(rows.size)}
     sound = rows[m.dbfs[rows] >= SILENT_DB]
     values = {
-        "dbfs": (_median(m.dbfs[rows]), 1),
-        "centroid_hz": (_median(m.centroid_hz[sound]), 0),
-        "flatness": (_median(m.flatness[sound]), 3),
-        "onset_db": (_median(m.onset_db[rows]), 1),
-        "peak_hz": (_median(m.peak_hz[sound]), 0),
+        "dbfs": (m.dbfs[rows], 1),
+        "centroid_hz": (m.centroid_hz[sound], 0),
+        "flatness": (m.flatness[sound], 3),
+        "onset_db": (m.onset_db[rows], 1),
+        "peak_hz": (m.peak_hz[sound], 0),
     }
     fields = vocab.S_FIELDS if name[0] == "S" else vocab.A_FIELDS
     if name[0] == "S":
         pcs, chord, match = name_profile(m.chroma[sound].mean(axis=0) if sound.size else np.zeros(12))
         entry.update({"pitch_classes": pcs, "chord": chord, "match": round(match, 3) + 0.0})
     for key, (bins, value_key, _) in fields.items():
-        value, digits = values[value_key]
-        entry[key], entry[value_key] = _described(bins, value, digits)
+        entry[key], entry[value_key] = _described(bins, *values[value_key])
     return entry
 
 
