@@ -1,8 +1,10 @@
 """Is a pack's glossary right? Held-out FluidSynth renders of all 24 major and minor triads.
 
-Every triad is rendered on several instruments, each clip with its own voicing (inversion,
-octave, doubled bass note) and velocity drawn from ``SEED`` (the built-in pack's corpus
-uses seed 0 and root-position triads in octave 4). Each clip is tokenized by the pack and
+Every triad is rendered on several instruments, each clip with its own voicing (close
+position: inversion, lowest note in octave 3 or 4, doubled bass note) and velocity drawn
+from ``SEED``. The built-in pack's corpus uses seed 0, root-position triads in octave 4
+inside progressions, and harmony clips whose voicings are never these (tests/test_corpus.py
+checks it: close position only above C5, open and spread voicings). Each clip is tokenized by the pack and
 measured frame by frame with the glossary's own descriptors (export/glossary.py ``measure``):
 
 - chord: the share of frames whose S0 code's glossary chord names the rendered triad's root

@@ -20,12 +20,14 @@ after them, so no real evaluation file is fitted on.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -33,6 +35,7 @@ from neural_audio_tokenizer.codebooks.fit import apply_normalization, fit_normal
 from neural_audio_tokenizer.codebooks.quantize import quantize  # noqa: E402
 from neural_audio_tokenizer.export import builtin, dsp, music_eval, quality  # noqa: E402
 from neural_audio_tokenizer.export.collect import ort_runner  # noqa: E402
+from neural_audio_tokenizer.export.glossary import measure as glossary_measure, name_profile  # noqa: E402
 from neural_audio_tokenizer.runtime.features import build_pipeline  # noqa: E402
 from neural_audio_tokenizer.runtime.audio import from_array, open_path  # noqa: E402
 from neural_audio_tokenizer.runtime.silence import DEFAULT_FLOOR_DBFS, SilenceGate  # noqa: E402
@@ -46,7 +49,14 @@ ENCODERS: dict[str, dict] = {
     "fmax5k": {"MEL_FMAX": 5000.0},
     "floor-15dB": {"FLOOR": 10 ** -1.5},
     "cep6": {"N_CEPSTRA": 6},
+    # the semantic branch (issue #15): chroma band and compression; the first is the encoder before #15
+    "chroma-5k-linear": {"CHROMA_FMAX": 5000.0, "CHROMA_POWER": 1.0},
+    "chroma-5k-0.5": {"CHROMA_FMAX": 5000.0, "CHROMA_POWER": 0.5},
+    "chroma-5k-0.3": {"CHROMA_FMAX": 5000.0, "CHROMA_POWER": 0.3},
+    "chroma-2k-linear": {"CHROMA_FMAX": 2000.0, "CHROMA_POWER": 1.0},
+    "chroma-2k-0.5": {"CHROMA_FMAX": 2000.0, "CHROMA_POWER": 0.5},
 }
+TRIAD_SEED = 4242  # bench/glossary.py's development seed (its evaluation seed 7332 is never used here)
 
 
 def real_files(which: str) -> dict[str, list[Path]]:
@@ -81,6 +91,7 @@ class Collector:
             for k, v in saved.items():
                 setattr(dsp, k, v)
             dsp.OUTPUT_DIMS["acoustic"] = dsp.N_CEPSTRA + 1
+        self.digest = hashlib.sha256(enc.model_bytes).hexdigest()[:12]  # the cache follows the encoder, not its name
         self.pipeline = build_pipeline({"dsp": enc.spec()}, builtin.STREAMS, builtin.FRAME_RATE, builtin.WINDOW_S, builtin.CONTEXT_S)
         self.run = ort_runner({"dsp": (enc.model_bytes, enc.input, enc.outputs)}, threads=1)
         self.gate = SilenceGate(DEFAULT_FLOOR_DBFS, builtin.FRAME_RATE, {})
@@ -98,25 +109,33 @@ class Collector:
 
 def collect(name: str, cache: Path, seconds: float, corpus_dir: Path, workers: int) -> dict:
     """Every feature set for encoder variant ``name`` (cached as .npz)."""
-    path = cache / f"features-{name}-{seconds:g}s.npz"
+    col = Collector(ENCODERS[name])
+    path = cache / f"features-{name}-{col.digest}-{seconds:g}s.npz"
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     from concurrent.futures import ThreadPoolExecutor
 
     started = time.monotonic()
-    col = Collector(ENCODERS[name])
     out: dict[str, np.ndarray] = {}
 
     def put(key: str, feats: dict, silent: np.ndarray) -> None:
         out[f"{key}|S"], out[f"{key}|A"], out[f"{key}|silent"] = feats["S"], feats["A"], silent
 
+    every = builtin.HOLD_OUT_EVERY
     corpus_files = builtin._corpus_files(corpus_dir, builtin.CLIPS, 0, builtin.CLIP_SECONDS, print)
-    train = [f for i, f in enumerate(corpus_files) if i % builtin.HOLD_OUT_EVERY != builtin.HOLD_OUT_EVERY - 1]
+    main, harmony = corpus_files[: builtin.CLIPS], corpus_files[builtin.CLIPS :]
+    train = [f for i, f in enumerate(main) if i % every != every - 1]
+    harmony_train = [f for i, f in enumerate(harmony) if i % every != every - 1]
+    triads = _triad_clips(cache / f"triads-{TRIAD_SEED}")
 
-    def corpus_job(k_f):
-        k, f = k_f
-        return f"corpus/{k}", col.features(open_path(str(f)))
+    def measured_job(item):
+        """Features plus the glossary's descriptors (pitch-class profile, level) per frame."""
+        key, f = item
+        feats, silent = col.features(open_path(str(f)))
+        x, rate = sf.read(str(f), dtype="float32")
+        m = glossary_measure(x, rate, builtin.FRAME_RATE, len(silent))
+        return key, feats, silent, m.chroma, m.dbfs
 
     def real_job(item):
         tag, i, f, fit = item
@@ -138,8 +157,12 @@ def collect(name: str, cache: Path, seconds: float, corpus_dir: Path, workers: i
         return [(f"gm-stab/{i}/{v}", col.features(from_array(y.mean(axis=1), quality.RATE, "x"))) for v, y in vs.items()]
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for key, (feats, silent) in pool.map(corpus_job, enumerate(train)):
+        measured = [(f"corpus/{k}", f) for k, f in enumerate(train)] + [(f"harmony/{k}", f) for k, f in enumerate(harmony_train)]
+        measured += [(f"triads/{k}", f) for k, (f, _) in enumerate(triads)]
+        for key, feats, silent, chroma, dbfs in pool.map(measured_job, measured):
             put(key, feats, silent)
+            out[f"{key}|chroma"], out[f"{key}|dbfs"] = chroma, dbfs
+        out["triad-labels"] = np.array([label for _, label in triads])
         for results in pool.map(real_job, jobs_real):
             for key, (feats, silent) in results:
                 put(key, feats, silent)
@@ -152,6 +175,39 @@ def collect(name: str, cache: Path, seconds: float, corpus_dir: Path, workers: i
     np.savez(path, **out)
     print(f"[{name}] features collected in {time.monotonic() - started:.0f} s", file=sys.stderr)
     return out
+
+
+def _triad_clips(folder: Path) -> list[tuple[Path, str]]:
+    """bench/glossary.py's held-out triads rendered with the development seed: (clip, "C major")."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import glossary as triad_bench  # bench/glossary.py
+
+    folder.mkdir(parents=True, exist_ok=True)
+    jobs = [(i, inst, root, q) for i, (inst, (root, q)) in enumerate((inst, t) for inst in triad_bench.INSTRUMENTS for t in triad_bench.triads())]
+    paths = [triad_bench.render(*job, folder, TRIAD_SEED) for job in jobs]
+    return [(p, f"{triad_bench.vocab.PITCH_CLASSES[root]} {q}") for p, (_, _, root, q) in zip(paths, jobs)]
+
+
+def chord_naming(f: dict, fit: dict, norm, books) -> dict:
+    """bench/glossary.py's chord measure for an S fit: each S0 code named from the corpus frames
+    (and harmony clips' frames when the fit uses them) it gets, then the share of held-out
+    triad frames whose S0 code's name is their triad, and the ceiling of one name per code."""
+    prefixes = ["corpus/"] + (["harmony/"] if fit.get("harmony") else [])
+    ks = [k for p in prefixes for k in keys(f, p)]
+    codes = np.concatenate([codes_of(f[f"{k}|S"], f[f"{k}|silent"], norm, books[:1])[:, 0] for k in ks])
+    chroma = np.concatenate([f[f"{k}|chroma"] for k in ks])
+    sounding = np.concatenate([f[f"{k}|dbfs"] for k in ks]) >= -60.0
+    names = {c: name_profile(chroma[(codes == c) & sounding].mean(axis=0))[1] for c in np.unique(codes[(codes >= 0) & sounding])}
+    right, per_code, frames = 0, {}, 0
+    for k in keys(f, "triads/"):
+        want = str(f["triad-labels"][int(k.split("/")[1])])
+        for c in codes_of(f[f"{k}|S"], f[f"{k}|silent"], norm, books[:1])[:, 0]:
+            right += names.get(c) == want
+            per_code.setdefault(c, {}).setdefault(want, 0)
+            per_code[c][want] += 1
+            frames += 1
+    ceiling = sum(max(v.values()) for v in per_code.values())
+    return {"S0 chord = triad": round(100 * right / frames, 1), "ceiling": round(100 * ceiling / frames, 1), "S0 codes named": sum(1 for v in names.values() if v)}
 
 
 # --- fitting and measuring ---------------------------------------------------------------------
@@ -229,6 +285,8 @@ def measure(f: dict, fit: dict) -> dict:
     """Fit per ``fit`` and measure everything."""
     f = transformed(f, fit)
     train = {s: [f[f"{k}|{s}"][~f[f"{k}|silent"]] for k in keys(f, "corpus/")] for s in "SA"}
+    if fit.get("harmony"):  # S only, as export/builtin.py does
+        train["S"] += [f[f"{k}|S"][~f[f"{k}|silent"]] for k in keys(f, "harmony/")]
     if fit.get("real"):
         for s in "SA":
             train[s] += [f[f"{k}|{s}"][~f[f"{k}|silent"]] for k in keys(f, "real-fit/", "base")]
@@ -281,6 +339,7 @@ def measure(f: dict, fit: dict) -> dict:
     def hist(members):
         return np.concatenate([quality.histograms([t[:, col[n]] + 1 for t in inst], fit["codes"][n[0]][int(n[1:])] + 1) for n in members], axis=1)
 
+    result["chord"] = chord_naming(f, fit, *packs["S"])
     result["gm_nn"] = {
         "instrument from A": round(100 * quality.nn_accuracy(hist([n for n in names if n[0] == "A"]), labels[:, 0]), 1),
         "instrument from A0": round(100 * quality.nn_accuracy(hist(["A0"]), labels[:, 0]), 1),
@@ -310,6 +369,9 @@ FITS: dict[str, dict] = {
     "SA 64/64, A noise-weighted 1": {"codes": {"S": [64, 64, 256, 256], "A": [64, 64, 256, 256]}, "noise_weight": 1.0, "noise_weight_streams": "A"},
     "noise-weighted 0.5": {"codes": {"S": [256] * 4, "A": [256] * 4}, "noise_weight": 0.5},
     "noise-weighted 1": {"codes": {"S": [256] * 4, "A": [256] * 4}, "noise_weight": 1.0},
+    # issue #15: the shipped sizes and weights, without and with the harmony clips in S's fit
+    "shipped": {"codes": {"S": [64, 128, 256, 256], "A": [64, 128, 256, 256]}, "noise_weight": 1.0, "noise_weight_streams": "A"},
+    "shipped + harmony": {"codes": {"S": [64, 128, 256, 256], "A": [64, 128, 256, 256]}, "noise_weight": 1.0, "noise_weight_streams": "A", "harmony": True},
 }
 
 

@@ -114,7 +114,7 @@ def test_acoustic_matches_a_numpy_reference(session, encoder):
 
 def test_chroma_matches_a_numpy_reference(session, encoder):
     """Semantic: 4096-point magnitude chroma every CHROMA_HOP samples, Hann-smoothed over
-    SMOOTH_FRAMES chroma frames, L1-normalized, each chroma frame repeated for the
+    SMOOTH_FRAMES chroma frames, raised to CHROMA_POWER, L1-normalized, each chroma frame repeated for the
     CHROMA_REPEAT encoder frames it stands for (centred on the middle one's centre)."""
     x = music(3.0, seed=5).astype(np.float64)
     got = run(session, x)["semantic"][0]
@@ -129,7 +129,7 @@ def test_chroma_matches_a_numpy_reference(session, encoder):
     assert got.shape[0] > 3 * dsp.CHROMA_REPEAT
     for i in (0, 4, 5, 13, got.shape[0] - 1):
         j = i // dsp.CHROMA_REPEAT
-        smooth = sum(k * chroma(j + m) for m, k in enumerate(kernel))
+        smooth = sum(k * chroma(j + m) for m, k in enumerate(kernel)) ** dsp.CHROMA_POWER
         want = smooth / (smooth.sum() + dsp.TINY_CHROMA)
         np.testing.assert_allclose(got[i], want, rtol=1e-3, atol=1e-4)
     # chroma frame j stands for encoder frames 5j..5j+4: equal inside a group, not across
@@ -258,4 +258,4 @@ def test_receptive_field_is_declared_and_holds(session):
     inside = x.copy()
     margin = int(0.05 * dsp.SAMPLE_RATE)
     inside[hi - margin : hi] = noise[hi - margin : hi]
-    assert np.abs(frame_features(inside) - base).max() > 1e-3
+    assert np.abs(frame_features(inside) - base).max() > 1e-4  # 100x the tolerance outside: the edge's Hann weight is small

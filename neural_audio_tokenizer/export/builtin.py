@@ -22,7 +22,10 @@ half followed pitch), and S0 names the tune (73 %) far more often than the instr
 Codebook sizes: 4 levels of 64, 128, 256 and 256 codes for both streams, stored as 256
 entries per level (a smaller level repeats its codes; ties go to the lowest index, so the
 repeats are never chosen). The fit sees the corpus's sounding frames (200 clips x 12 s x
-5 Hz, less the frames below the silence floor; 20 more clips are held out). With 256 codes
+5 Hz, less the frames below the silence floor; 20 more clips are held out); S also sees
+273 harmony clips (27 held out): held chords of eight kinds in voicings drawn per chord,
+so S0 codes keep chords apart and the glossary can name them (issue #15). A is fitted on
+the 200 clips only: its codes, tuned for instruments and codecs, do not change with them. With 256 codes
 at every level a lossy codec flipped one A0 token in twenty and one A1 token in five on
 real music; the coarser first levels and A's codec-noise weights (export/codec_noise.py,
 measured with bench/robust_levers.py, docs/quality.md) keep 96-99 % of A0 and 90-97 % of
@@ -71,6 +74,8 @@ LEVELS = 4
 CODES = {"S": (64, 128, 256, 256), "A": (64, 128, 256, 256)}  # per level (export/codec_noise.py)
 NOISE_WEIGHTED = ("A",)  # streams whose normalization is weighted by codec noise (export/codec_noise.py)
 CLIPS = 220
+HARMONY_CLIPS = 300  # held chords for S (export/corpus.py plan_harmony); A is fitted on the CLIPS only
+HARMONY_STREAMS = ("S",)
 CLIP_SECONDS = 12.0
 HOLD_OUT_EVERY = 11  # every 11th clip is held out (11 and CYCLE's 20 are coprime: all kinds)
 ITERATIONS = 25
@@ -80,11 +85,12 @@ STREAMS = {
 }
 DESCRIPTION = (
     "NAT's built-in pack: fixed signal processing, no learned weights, no download. "
-    "S (semantic): 12-bin chroma over about a second (harmony: what is played). "
+    "S (semantic): 12-bin chroma of 100 Hz-2 kHz over about a second, compressed (harmony: what is played). "
     "A (acoustic): mean and spread of 8 mel cepstra and the level envelope over each 0.2 s frame "
     "(timbre: who plays it). 5 frames per second, 4 RVQ levels of 64, 128, 256 and 256 codes per stream, "
     "fitted on the sounding frames of a FluidSynth-rendered General MIDI corpus plus synthesized noise, sweeps "
-    "and clicks; A weighted against codec noise measured on real music. Frames below -70 dBFS get the silence codes."
+    "and clicks, S also on held chords of eight kinds; A weighted against codec noise measured on real music. "
+    "Frames below -70 dBFS get the silence codes."
 )
 
 
@@ -131,21 +137,22 @@ def _heldout(features: np.ndarray, normalization: np.ndarray, codebooks: np.ndar
     return out
 
 
-def _corpus_files(folder: Path, clips: int, seed: int, clip_seconds: float, log) -> list[Path]:
-    """The corpus in ``folder``: reused when its corpus.json says it is this corpus (rendering
-    is deterministic, so a reused render is the same bytes), else rendered there."""
+def _corpus_files(folder: Path, clips: int, seed: int, clip_seconds: float, log, harmony_clips: int = HARMONY_CLIPS) -> list[Path]:
+    """The corpus in ``folder`` (``clips`` clips, then ``harmony_clips`` harmony clips):
+    reused when its corpus.json says it is this corpus (rendering is deterministic, so a
+    reused render is the same bytes), else rendered there."""
     listing = folder / "corpus.json"
+    names = [r.file_name for r in corpus_mod.plan_corpus(clips, seed, harmony_clips)]
     if listing.is_file():
         meta = json.loads(listing.read_text())
-        names = [corpus_mod.plan_clip(i, seed).file_name for i in range(clips)]
-        if (meta.get("seed"), meta.get("clip_seconds"), len(meta.get("clips", []))) == (seed, clip_seconds, clips) and all((folder / n).is_file() for n in names):
+        if (meta.get("seed"), meta.get("clip_seconds"), [c.get("index") for c in meta.get("clips", [])]) == (seed, clip_seconds, list(range(len(names)))) and all((folder / n).is_file() for n in names):
             log(f"reusing the rendered corpus in {folder}")
             return [folder / n for n in names]
-    log(f"rendering {clips} clips of {clip_seconds:g} s (seed {seed}) into {folder}")
-    return corpus_mod.render_corpus(folder, clips, seed, clip_seconds)
+    log(f"rendering {clips} + {harmony_clips} harmony clips of {clip_seconds:g} s (seed {seed}) into {folder}")
+    return corpus_mod.render_corpus(folder, clips, seed, clip_seconds, harmony_clips=harmony_clips)
 
 
-def build(out: Path, seed: int = 0, clips: int = CLIPS, clip_seconds: float = CLIP_SECONDS, log=print, corpus_dir: Path | None = None) -> Path:
+def build(out: Path, seed: int = 0, clips: int = CLIPS, clip_seconds: float = CLIP_SECONDS, log=print, corpus_dir: Path | None = None, harmony_clips: int = HARMONY_CLIPS) -> Path:
     started = time.monotonic()
     tools = corpus_mod.tool_provenance()
     encoder = dsp.build_dsp_encoder()
@@ -158,12 +165,20 @@ def build(out: Path, seed: int = 0, clips: int = CLIPS, clip_seconds: float = CL
 
     music = codec_noise.music_files("fit")  # fails early, before rendering, when the packages are missing
     tmp = tempfile.TemporaryDirectory(prefix="nat-builtin-corpus-")  # kept until the glossary step has read the clips
-    files = _corpus_files(Path(corpus_dir or tmp.name), clips, seed, clip_seconds, log)
-    train = [f for i, f in enumerate(files) if i % HOLD_OUT_EVERY != HOLD_OUT_EVERY - 1]
-    held = [f for i, f in enumerate(files) if i % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1]
-    log(f"collecting features: {len(train)} training clips, {len(held)} held out (sounding frames)")
-    feats = codec_noise.sounding_features(pipeline, run, (open_path(os.fspath(f)) for f in train))
-    held_feats = codec_noise.sounding_features(pipeline, run, (open_path(os.fspath(f)) for f in held))
+    files = _corpus_files(Path(corpus_dir or tmp.name), clips, seed, clip_seconds, log, harmony_clips)
+    main, harmony = files[:clips], files[clips:]
+
+    def sounding(paths: list[Path], keep: int) -> dict[str, np.ndarray]:
+        chosen = [f for i, f in enumerate(paths) if (i % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1) == bool(keep)]
+        return codec_noise.sounding_features(pipeline, run, (open_path(os.fspath(f)) for f in chosen))
+
+    log(f"collecting features (sounding frames; every {HOLD_OUT_EVERY}th clip held out): {len(main)} clips, {len(harmony)} harmony clips for {', '.join(HARMONY_STREAMS)}")
+    feats, held_feats = sounding(main, 0), sounding(main, 1)
+    if harmony:
+        more, more_held = sounding(harmony, 0), sounding(harmony, 1)
+        for name in HARMONY_STREAMS:
+            feats[name] = np.concatenate([feats[name], more[name]])
+            held_feats[name] = np.concatenate([held_feats[name], more_held[name]])
     music_list = [f for fs in music.values() for f in fs]
     log(f"measuring codec noise on {len(music_list)} real music files (the first {codec_noise.SECONDS:g} s of each)")
     clean, change = codec_noise.codec_pairs(pipeline, run, music_list)
@@ -188,15 +203,16 @@ def build(out: Path, seed: int = 0, clips: int = CLIPS, clip_seconds: float = CL
     probe_codes = _probe_codes(probe, pipeline, run, streams)
 
     provenance = {
-        "recipe": f"python -m neural_audio_tokenizer.export.builtin --out <dir> --seed {seed}" + ("" if (clips, clip_seconds) == (CLIPS, CLIP_SECONDS) else f" --clips {clips} --clip-seconds {clip_seconds:g}"),
+        "recipe": f"python -m neural_audio_tokenizer.export.builtin --out <dir> --seed {seed}" + ("" if (clips, clip_seconds, harmony_clips) == (CLIPS, CLIP_SECONDS, HARMONY_CLIPS) else f" --clips {clips} --harmony-clips {harmony_clips} --clip-seconds {clip_seconds:g}"),
         "seed": seed,
-        "corpus": {**corpus_mod.describe_corpus(clips, seed, clip_seconds), "held_out": f"every {HOLD_OUT_EVERY}th clip ({len(held)} clips)", **tools},
+        "corpus": {**corpus_mod.describe_corpus(clips, seed, clip_seconds, len(harmony)), "held_out": f"every {HOLD_OUT_EVERY}th clip of each kind list",
+                   "harmony_clips": f"fitted by {', '.join(HARMONY_STREAMS)} only; the glossary measures every clip", **tools},
         "encoder": {
             "kind": "fixed DSP (export/dsp.py), no learned weights",
             "onnx_opset": dsp.OPSET,
             "frame_centre": f"encoder frame i is centred at sample i*{dsp.HOP} + {dsp.CENTRE}",
             "acoustic": f"{dsp.N_FFT_ACOUSTIC}-pt Hann STFT, {dsp.N_MELS} mel bands {dsp.MEL_FMIN:g}-{dsp.MEL_FMAX:g} Hz, per-frame normalized log (floor {dsp.FLOOR:g}), DCT c0..c{dsp.N_CEPSTRA - 1}; level envelope log(level / {dsp.LEVEL_FRAMES}-frame local level + {dsp.ENVELOPE_FLOOR:g})",
-            "semantic": f"12-bin chroma ({dsp.N_FFT_CHROMA}-pt STFT magnitude, {dsp.CHROMA_FMIN:g}-{dsp.CHROMA_FMAX:g} Hz), computed every {dsp.CHROMA_HOP} samples and Hann-smoothed over {dsp.SMOOTH_FRAMES} of those frames, L1-normalized, each value repeated for its {dsp.CHROMA_REPEAT} encoder frames",
+            "semantic": f"12-bin chroma ({dsp.N_FFT_CHROMA}-pt STFT magnitude, {dsp.CHROMA_FMIN:g}-{dsp.CHROMA_FMAX:g} Hz), computed every {dsp.CHROMA_HOP} samples and Hann-smoothed over {dsp.SMOOTH_FRAMES} of those frames, raised to the power {dsp.CHROMA_POWER:g}, L1-normalized, each value repeated for its {dsp.CHROMA_REPEAT} encoder frames",
         },
         "fit": {"algorithm": "residual k-means (k-means++ init, Lloyd), codebooks/fit.py, one level at a time (seed + level), smaller levels repeated to 256 entries (export/codec_noise.py)",
                 "frames": "sounding frames only: those at or above the silence floor", "iterations": ITERATIONS, "streams": fit_report},
@@ -251,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="pack folder to write (replaced if it exists)")
     parser.add_argument("--seed", type=int, default=0, help="corpus and k-means seed (default 0)")
     parser.add_argument("--clips", type=int, default=CLIPS, help=f"corpus clips (default {CLIPS})")
+    parser.add_argument("--harmony-clips", type=int, default=HARMONY_CLIPS, help=f"harmony clips (held chords) S is also fitted on (default {HARMONY_CLIPS})")
     parser.add_argument("--clip-seconds", type=float, default=CLIP_SECONDS, help=f"seconds per clip (default {CLIP_SECONDS:g})")
     parser.add_argument("--corpus-dir", type=Path, metavar="DIR", help="keep the rendered corpus in DIR and reuse it on the next build (default: a temporary folder)")
     parser.add_argument("--demo", type=Path, metavar="OGG", help="also render the example clip (the repo's examples/demo.ogg)")
@@ -264,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.fixture:
             print(f"wrote {corpus_mod.render_fixture(args.fixture)}")
         if args.out:
-            build(args.out, args.seed, args.clips, args.clip_seconds, corpus_dir=args.corpus_dir)
+            build(args.out, args.seed, args.clips, args.clip_seconds, corpus_dir=args.corpus_dir, harmony_clips=args.harmony_clips)
     except corpus_mod.CorpusError as exc:  # also missing real music (export/codec_noise.py)
         print(f"nat builtin: {exc}", file=sys.stderr)
         return 2

@@ -441,11 +441,64 @@ def plan_clip(index: int, seed: int) -> ClipRecipe:
     return ClipRecipe(index, kind, tuple(c[0] for c in cast), tuple(c[1] for c in cast), key, mode, tempo, reverb, detail)
 
 
+# Harmony clips: held chords, so S learns what chords look like (issue #15). Several kinds
+# of chord, not only the triads the glossary names, and voicings that bench/glossary.py's
+# held-out triads never use (they are close position with the lowest note in octave 3 or 4).
+CHORD_SHAPES = {"major": (0, 4, 7), "minor": (0, 3, 7), "dominant 7th": (0, 4, 7, 10), "minor 7th": (0, 3, 7, 10),
+                "major 7th": (0, 4, 7, 11), "diminished": (0, 3, 6), "suspended 4th": (0, 5, 7), "augmented": (0, 4, 8)}
+CHORD_WEIGHTS = (0.3, 0.3, 0.1, 0.08, 0.06, 0.06, 0.05, 0.05)
+VOICINGS = ("close, octave 5", "open", "spread")
+HARMONY_CHORDS, HARMONY_CHORD_SECONDS = 6, 2.0
+PITCH_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+
+
+def plan_harmony(index: int, seed: int) -> ClipRecipe:
+    """A harmony clip: one harmony instrument holding HARMONY_CHORDS chords of drawn root and
+    kind, listed in ``detail`` ("D minor; Bb dominant 7th; ..."); voicings are drawn when rendering."""
+    rng = np.random.default_rng([seed, index, 2])
+    instrument, reverb = str(rng.choice(HARMONY)), bool(rng.random() < 0.5)
+    kinds = rng.choice(len(CHORD_SHAPES), size=HARMONY_CHORDS, p=CHORD_WEIGHTS)
+    roots = rng.integers(0, 12, size=HARMONY_CHORDS)
+    detail = "; ".join(f"{PITCH_NAMES[r]} {list(CHORD_SHAPES)[k]}" for r, k in zip(roots, kinds))
+    return ClipRecipe(index, "harmony", (instrument,), ("chords",), PITCH_NAMES[roots[0]], "", 60.0, reverb, detail)
+
+
+def voiced(root: int, shape: tuple[int, ...], voicing: str, rng: np.random.Generator) -> list[int]:
+    """MIDI notes of a chord: ``close, octave 5`` (an inversion of the close chord above C5),
+    ``open`` (close in octave 4 with its second-highest note an octave down: drop 2) or
+    ``spread`` (root in octave 3, the other notes an octave or more above it)."""
+    if voicing == "close, octave 5":
+        notes = [tonic(root, 5) + i for i in shape]
+        for _ in range(int(rng.integers(0, len(notes)))):
+            notes = notes[1:] + [notes[0] + 12]
+        return notes
+    if voicing == "open":
+        notes = [tonic(root, 4) + i for i in shape]
+        return sorted(notes[:-2] + [notes[-2] - 12] + notes[-1:])
+    bass = tonic(root, 3)
+    return [bass] + [bass + 12 + i for i in shape[1:]]
+
+
+def harmony_events(recipe: ClipRecipe, rng: np.random.Generator) -> tuple[NoteEvent, ...]:
+    events = []
+    for j, chord in enumerate(recipe.detail.split("; ")):
+        root, kind = chord.split(" ", 1)
+        notes = voiced(PITCH_NAMES.index(root), CHORD_SHAPES[kind], str(rng.choice(VOICINGS)), rng)
+        if rng.random() < 0.4:
+            notes = [tonic(PITCH_NAMES.index(root), 2)] + notes  # a bass note two octaves down
+        velocity = int(rng.integers(50, 111))
+        start = j * HARMONY_CHORD_SECONDS  # tempo 60: a beat is a second
+        events += [NoteEvent(start, HARMONY_CHORD_SECONDS * 0.95, p, velocity) for p in notes]
+    return tuple(events)
+
+
 def render_recipe(recipe: ClipRecipe, seed: int, seconds: float, out_path: Path) -> Path:
     rng = np.random.default_rng([seed, recipe.index, 1])  # the notes: separate from the plan's draws
     k, mode, tempo = recipe.key, recipe.mode, recipe.tempo
     if recipe.kind == "synth":
         return finish_clip(synth_samples(recipe.detail, seconds, rng), seconds, out_path)
+    if recipe.kind == "harmony":
+        return render_parts([Part(recipe.instruments[0], harmony_events(recipe, rng))], recipe.tempo, seconds, out_path, reverb=recipe.reverb)
     progression = PROGRESSIONS[mode][int(rng.integers(len(PROGRESSIONS[mode])))]
     parts = []
     for name, role in zip(recipe.instruments, recipe.roles):
@@ -462,14 +515,19 @@ def render_recipe(recipe: ClipRecipe, seed: int, seconds: float, out_path: Path)
     return render_parts(parts, tempo, seconds, out_path, reverb=recipe.reverb)
 
 
-def render_corpus(out_dir: str | os.PathLike, n_clips: int = 120, seed: int = 0, clip_seconds: float = 12.0, workers: int = 2) -> list[Path]:
-    """Render ``n_clips`` clips to ``out_dir`` (plus ``corpus.json`` describing each); returns the WAV paths in order."""
-    if n_clips < 1 or clip_seconds <= 0:
-        raise ValueError("render_corpus needs n_clips >= 1 and clip_seconds > 0")
+def plan_corpus(n_clips: int, seed: int, harmony_clips: int = 0) -> list[ClipRecipe]:
+    """The corpus's clips in order: ``n_clips`` of the kind cycle, then ``harmony_clips`` harmony clips."""
+    return [plan_clip(i, seed) for i in range(n_clips)] + [plan_harmony(n_clips + j, seed) for j in range(harmony_clips)]
+
+
+def render_corpus(out_dir: str | os.PathLike, n_clips: int = 120, seed: int = 0, clip_seconds: float = 12.0, workers: int = 2, harmony_clips: int = 0) -> list[Path]:
+    """Render the corpus of :func:`plan_corpus` to ``out_dir`` (plus ``corpus.json`` describing each clip); returns the WAV paths in order."""
+    if n_clips < 1 or clip_seconds <= 0 or harmony_clips < 0:
+        raise ValueError("render_corpus needs n_clips >= 1, clip_seconds > 0 and harmony_clips >= 0")
     tools()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    recipes = [plan_clip(i, seed) for i in range(n_clips)]
+    recipes = plan_corpus(n_clips, seed, harmony_clips)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # threads: the work is in fluidsynth processes
         paths = list(pool.map(lambda r: render_recipe(r, seed, clip_seconds, out / r.file_name), recipes))
     listing = {"seed": seed, "clip_seconds": clip_seconds, "sample_rate": SAMPLE_RATE, "clips": [asdict(r) for r in recipes]}
@@ -477,16 +535,16 @@ def render_corpus(out_dir: str | os.PathLike, n_clips: int = 120, seed: int = 0,
     return paths
 
 
-def describe_corpus(n_clips: int, seed: int, clip_seconds: float) -> dict:
+def describe_corpus(n_clips: int, seed: int, clip_seconds: float, harmony_clips: int = 0) -> dict:
     """A summary for provenance: clip counts per kind, instruments used, total duration."""
-    recipes = [plan_clip(i, seed) for i in range(n_clips)]
+    recipes = plan_corpus(n_clips, seed, harmony_clips)
     kinds: dict[str, int] = {}
     for r in recipes:
         kinds[r.kind] = kinds.get(r.kind, 0) + 1
     return {
-        "clips": n_clips,
+        "clips": len(recipes),
         "clip_seconds": clip_seconds,
-        "total_seconds": n_clips * clip_seconds,
+        "total_seconds": len(recipes) * clip_seconds,
         "sample_rate": SAMPLE_RATE,
         "kinds": kinds,
         "instruments": sorted({i for r in recipes for i in r.instruments}),

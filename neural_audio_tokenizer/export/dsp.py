@@ -12,7 +12,8 @@ per 5 Hz pack frame). Two outputs, each [batch, frames, dim] float32:
   flatness here, since the level is divided out first); and the level envelope, the log of
   the frame's level over its local level (Hann over 0.5 s): attack, decay, sustain.
 - ``semantic`` (harmony over about a second, 12 dims): 12-bin chroma from the magnitude of a
-  4096-point STFT, Hann-smoothed over 1 s, L1-normalized. It is computed at 10 Hz (hop
+  4096-point STFT between 100 Hz and 2 kHz, Hann-smoothed over 1 s, compressed (``**
+  CHROMA_POWER``), L1-normalized. It is computed at 10 Hz (hop
   ``CHROMA_HOP`` = 5 frames) and each value is repeated for its 5 frames: the 1 s smoothing
   leaves nothing above ~2 Hz to resolve, and the 4096-point STFT at 50 Hz was 85 % of the
   encoder's time (issue #4: the built-in pack went from ~180x to 340-370x real time on 2
@@ -28,7 +29,10 @@ give 100 %, with fewer dead codes. The semantic output used to carry spectral fl
 strength in three bands, 6 dims); quantized on its own it named the instrument for 95 % of
 clips and the tune for 2 % (attack shape, not rhythm; measured on a development set rendered
 like the evaluation set with another seed), so S tokens told who plays more than what is
-played. Chroma alone puts S0 at 73 % tune vs 25 % instrument.
+played. Chroma alone puts S0 at 73 % tune vs 25 % instrument. The band stops at 2 kHz and
+the chroma is compressed (issue #15) so that S0 codes keep triads apart: up to 5 kHz and
+uncompressed, upper harmonics and one loud note of a chord decided the profile, and S0
+merged a chord with its relative minor or its other-mode twin (docs/quality.md, "Glossary").
 
 Robustness is designed in for the token-stability goals (gain -6/+3 dB, resampling, codecs,
 40 dB SNR noise, mono vs stereo). Level-0 agreement on held-out clips at the time of
@@ -37,7 +41,7 @@ writing (``nat-export eval`` full set, S0 / A0): gain -6 and +3 dB >= 0.996; 44.
 40 dB SNR white noise 0.93 / 0.92; a 10 ms shift 0.96 / 0.81.
 
 - Gain: every feature is a ratio. Mel power is divided by the frame's level before the log,
-  the envelope divides two levels, chroma is L1-normalized.
+  the envelope divides two levels, chroma is compressed by a power and L1-normalized.
 - Noise and codecs: log floors are *relative*: ``FLOOR`` (-20 dB under the frame's mean band
   power) for cepstra, ``ENVELOPE_FLOOR`` for the envelope, so detail that noise or a lossy
   codec rewrites sits on the floor instead of deciding tokens. -30 dB floors measured worse
@@ -85,11 +89,12 @@ MEL_FMIN, MEL_FMAX = 40.0, 8000.0
 N_CEPSTRA = 8  # c0..c7: the spectral envelope; higher cepstra follow the harmonics, i.e. the pitch
 
 N_FFT_CHROMA = 4096  # 5.4 Hz bins: semitones resolved from about 100 Hz up
-CHROMA_FMIN, CHROMA_FMAX = 100.0, 5000.0
+CHROMA_FMIN, CHROMA_FMAX = 100.0, 2000.0  # fundamentals and low harmonics: above, harmonics blur major vs minor
 CHROMA_REPEAT = 5  # chroma frames are 5 encoder frames apart (10 Hz): see the module docstring
 CHROMA_HOP = CHROMA_REPEAT * HOP
 # chroma frame j stands for encoder frames 5j..5j+4, so it is centred where their middle one is
 CHROMA_CENTRE = (CHROMA_REPEAT // 2) * HOP + CENTRE
+CHROMA_POWER = 0.3  # smoothed chroma ** 0.3 before normalizing: a chord's quieter notes still count
 SMOOTH_FRAMES = 9  # Hann kernel over 9 chroma frames: zero to zero (9 + 1) / 10 Hz = 1 s
 LEVEL_FRAMES = 25  # local loudness (quiet frames, level envelope): Hann over 0.5 s (odd, >= 3)
 
@@ -273,6 +278,9 @@ def _chroma(g: _Graph, waveform: str) -> tuple[str, tuple[int, int]]:
     magnitude = g.op("Sqrt", [power])  # magnitude, not power: one loud partial must not own the frame
     chroma = g.op("MatMul", [magnitude, g.const(chroma_filterbank(), "chroma_fb")], "chroma_raw")
     smooth = _over_time(g, chroma, 12, smoothing_kernel(), "chroma_smooth")
+    # Compressed after smoothing, so still a ratio (gain cancels in the normalization): one
+    # loud note of a chord no longer owns the profile.
+    smooth = g.op("Pow", [smooth, g.const(CHROMA_POWER, "chroma_power")], "chroma_compressed")
     total = g.op("ReduceSum", [smooth, g.const([2], "axes", np.int64)], keepdims=1)
     normalized = g.op("Div", [smooth, g.op("Add", [total, g.const(TINY_CHROMA, "tiny")])], "chroma_10hz")
     # [B, F, 12] -> [B, F, 5, 12] -> [B, 5F, 12]: each chroma frame for its 5 encoder frames
