@@ -194,3 +194,16 @@ def test_level_metrics_runs():
     assert m["distinct"] == 2 and m["change_rate"] == 0.4
     assert m["runs"] == {"count": 3, "mean_frames": 2.0, "median_frames": 2.0, "max_frames": 3, "mean_s": 0.4, "max_s": 0.6}
     assert m["top_codes"] == [[1, 4], [2, 2]]
+
+
+def test_parts_on_stdin_are_named_as_when_streamed(tiny_pack, clips, tmp_path):
+    """--all-outputs reads stdin whole, yet names its parts like the streamed path does:
+    stdin, stdin#2, ... (they used to be stdin#1, stdin#2 here)."""
+    pytest.importorskip("matplotlib")
+    piped = (clips / "clip.wav").read_bytes() + b"\x1c" + (clips / "clip.wav").read_bytes()
+    streamed = run_nat("--pack", str(tiny_pack), input=piped, check=True).stdout
+    streamed_names = [json.loads(x)["source"]["name"] for x in streamed.splitlines() if x.startswith(b'{"type":"header"')]
+    out = tmp_path / "out"
+    run_nat("--pack", str(tiny_pack), "--all-outputs", "--output-dir", str(out), input=piped, check=True)
+    names = sorted(json.loads(p.read_text().splitlines()[0])["source"]["name"] for p in out.glob("*_tokens.ndjson"))
+    assert streamed_names == names == ["stdin", "stdin#2"]

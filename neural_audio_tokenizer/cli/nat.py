@@ -176,16 +176,17 @@ def _normalize_argv(argv: list[str]) -> list[str]:
 
 
 def _stdin_items(quiet: bool) -> list[InputItem]:
+    """stdin read whole (--all-outputs), its parts named as the streamed ones are (:func:`_piped_items`)."""
     stdin = sys.stdin.buffer if sys.stdin is not None else None
     if stdin is None:
-        return [InputItem("stdin#1", data=b"")]
+        return [InputItem("stdin", data=b"")]
     if sys.stdin.isatty() and not quiet:
         print("nat: reading audio from the terminal; end with Ctrl-D (or run: nat FILE)", file=sys.stderr)
     data = stdin.read()
     parts = split_parts(data)
     if not parts:
         return [InputItem("stdin", data=b"")]
-    return [InputItem(f"stdin#{k}" if len(parts) > 1 else "stdin", data=part) for k, part in enumerate(parts, 1)]
+    return [InputItem("stdin" if k == 1 else f"stdin#{k}", data=part) for k, part in enumerate(parts, 1)]
 
 
 def _items(inputs: list[str], quiet: bool) -> list[InputItem]:
