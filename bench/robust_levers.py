@@ -35,7 +35,8 @@ from neural_audio_tokenizer.codebooks.fit import apply_normalization, fit_normal
 from neural_audio_tokenizer.codebooks.quantize import quantize  # noqa: E402
 from neural_audio_tokenizer.export import builtin, dsp, music_eval, quality  # noqa: E402
 from neural_audio_tokenizer.export.collect import ort_runner  # noqa: E402
-from neural_audio_tokenizer.export.glossary import measure as glossary_measure, name_profile  # noqa: E402
+from neural_audio_tokenizer.export.glossary import SILENT_DB, name_profile  # noqa: E402
+from neural_audio_tokenizer.export.glossary import measure as glossary_measure  # noqa: E402
 from neural_audio_tokenizer.runtime.features import build_pipeline  # noqa: E402
 from neural_audio_tokenizer.runtime.audio import from_array, open_path  # noqa: E402
 from neural_audio_tokenizer.runtime.silence import DEFAULT_FLOOR_DBFS, SilenceGate  # noqa: E402
@@ -196,7 +197,7 @@ def chord_naming(f: dict, fit: dict, norm, books) -> dict:
     ks = [k for p in prefixes for k in keys(f, p)]
     codes = np.concatenate([codes_of(f[f"{k}|S"], f[f"{k}|silent"], norm, books[:1])[:, 0] for k in ks])
     chroma = np.concatenate([f[f"{k}|chroma"] for k in ks])
-    sounding = np.concatenate([f[f"{k}|dbfs"] for k in ks]) >= -60.0
+    sounding = np.concatenate([f[f"{k}|dbfs"] for k in ks]) >= SILENT_DB  # as export/glossary.py names codes
     names = {c: name_profile(chroma[(codes == c) & sounding].mean(axis=0))[1] for c in np.unique(codes[(codes >= 0) & sounding])}
     right, per_code, frames = 0, {}, 0
     for k in keys(f, "triads/"):

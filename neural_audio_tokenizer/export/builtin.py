@@ -168,14 +168,15 @@ def build(out: Path, seed: int = 0, clips: int = CLIPS, clip_seconds: float = CL
     files = _corpus_files(Path(corpus_dir or tmp.name), clips, seed, clip_seconds, log, harmony_clips)
     main, harmony = files[:clips], files[clips:]
 
-    def sounding(paths: list[Path], keep: int) -> dict[str, np.ndarray]:
-        chosen = [f for i, f in enumerate(paths) if (i % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1) == bool(keep)]
+    def sounding(paths: list[Path], held: bool) -> dict[str, np.ndarray]:
+        """Features of the training clips of ``paths``, or (``held``) of the held-out ones."""
+        chosen = [f for i, f in enumerate(paths) if (i % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1) == held]
         return codec_noise.sounding_features(pipeline, run, (open_path(os.fspath(f)) for f in chosen))
 
     log(f"collecting features (sounding frames; every {HOLD_OUT_EVERY}th clip held out): {len(main)} clips, {len(harmony)} harmony clips for {', '.join(HARMONY_STREAMS)}")
-    feats, held_feats = sounding(main, 0), sounding(main, 1)
+    feats, held_feats = sounding(main, held=False), sounding(main, held=True)
     if harmony:
-        more, more_held = sounding(harmony, 0), sounding(harmony, 1)
+        more, more_held = sounding(harmony, held=False), sounding(harmony, held=True)
         for name in HARMONY_STREAMS:
             feats[name] = np.concatenate([feats[name], more[name]])
             held_feats[name] = np.concatenate([held_feats[name], more_held[name]])

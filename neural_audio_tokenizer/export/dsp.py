@@ -102,7 +102,7 @@ FLOOR = 1e-2  # cepstra: log floor -20 dB under the frame's level
 QUIET = 1e-2  # a frame more than 20 dB under its local level is measured against that level
 ENVELOPE_FLOOR = 1e-2  # level envelope: frames more than 20 dB under their surroundings read as -20 dB
 TINY = 1e-6  # absolute power floor: mel-band power of white noise near -86 dBFS
-TINY_CHROMA = 1e-3  # the same role for the magnitude-domain chroma
+TINY_CHROMA = 1e-3  # the same role for the (compressed) chroma's normalization: silence stays finite
 
 OUTPUT_DIMS = {"acoustic": N_CEPSTRA + 1, "semantic": 12}
 

@@ -363,6 +363,17 @@ def sha256_file(path: str | os.PathLike) -> tuple[int, str]:
     return size, h.hexdigest()
 
 
+def read_error(name: str, exc: OSError) -> InputError:
+    """The one-line error for an OS error opening or reading input ``name``."""
+    if isinstance(exc, FileNotFoundError):
+        return InputError(f"{name}: no such file")
+    if isinstance(exc, PermissionError):
+        return InputError(f"{name}: permission denied")
+    if isinstance(exc, IsADirectoryError):
+        return InputError(f"{name}: is a directory")
+    return InputError(f"{name}: cannot read ({exc.strerror or exc})")
+
+
 def open_path(path: str, raw_rate: int = RAW_RATE, name: str | None = None) -> AudioSource:
     """Decode a file, streaming; FIFOs and character devices are read into memory first.
 
@@ -382,14 +393,8 @@ def open_path(path: str, raw_rate: int = RAW_RATE, name: str | None = None) -> A
         if size == 0:
             raise InputError(f"{name}: empty input (0 bytes)")
         handle = _open_binary(path)
-    except FileNotFoundError:
-        raise InputError(f"{name}: no such file") from None
-    except PermissionError:
-        raise InputError(f"{name}: permission denied") from None
-    except IsADirectoryError:
-        raise InputError(f"{name}: is a directory") from None
     except OSError as exc:
-        raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
+        raise read_error(name, exc) from None
     try:
         head = handle.read(4)
         handle.seek(0)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from .audio import MAX_CHANNELS, MAX_RATE, MIN_RATE, AudioSource, SourceInfo, _mono, _open_binary, block_size, display_name, sha256_file
+from .audio import MAX_CHANNELS, MAX_RATE, MIN_RATE, AudioSource, SourceInfo, _mono, _open_binary, block_size, display_name, read_error, sha256_file
 
 # WAV sample widths and their names in libsndfile's subtype list.
 _INT_SUBTYPES = {1: "PCM_U8", 2: "PCM_16", 3: "PCM_24", 4: "PCM_32"}
@@ -190,12 +190,8 @@ def open_raw_path(path: str, sample_rate: int, channels: int = 1, name: str | No
     try:
         size, digest = sha256_file(path)
         handle = _open_binary(path)
-    except FileNotFoundError:
-        raise InputError(f"{name}: no such file") from None
-    except PermissionError:
-        raise InputError(f"{name}: permission denied") from None
     except OSError as exc:
-        raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
+        raise read_error(name, exc) from None
     if size == 0:
         handle.close()
         raise InputError(f"{name}: empty input (0 bytes)")
