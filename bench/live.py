@@ -1,4 +1,11 @@
-"""Live input (issue #13): how soon a frame's line follows its audio, and memory on endless stdin.
+"""Live input: how long push() holds an audio callback, how soon a frame follows its audio, and memory on endless stdin.
+
+``push``: the push API in-process (``Tokenizer.live``), as a desktop app's audio callback
+uses it: ``--seconds`` of audio pushed in ``--block-ms`` blocks at real-time pace. Reports
+each push() call's time (median, worst), all push() calls together against ``encode()`` of
+the same samples (measured in the same run, same process), the lag from a frame's last
+sample's push to the frame being readable (median, worst, over frames ready before the
+input ended), and whether the tokens equal encode()'s.
 
 ``latency``: feeds ``nat --raw`` raw 16-bit PCM on stdin at the pace of a sound card (blocks
 of ``--block-ms`` every ``--block-ms``, or ``--speed`` times faster), timestamps each block
@@ -10,6 +17,8 @@ frames whose line came before the input ended (the end of input flushes the last
 /dev/null, and reports the child's peak resident memory (``wait4`` rusage): bounded by the
 chunk, not the input, so an hour peaks where a minute does.
 
+    python bench/live.py push --pack builtin --seconds 20
+    python bench/live.py push --pack tests/data/tiny_pack --seconds 20
     python bench/live.py latency --pack builtin --seconds 60
     python bench/live.py latency --pack tests/data/tiny_pack --seconds 60
     python bench/live.py rss --minutes 1 && python bench/live.py rss --minutes 60
@@ -93,6 +102,70 @@ def latency(pack: str, seconds: float, block_ms: int, speed: float) -> dict:
     }
 
 
+def push(pack: str, seconds: float, block_ms: int, speed: float) -> dict:
+    from neural_audio_tokenizer.runtime.tokenizer import Tokenizer
+
+    tok = Tokenizer.load(pack)
+    block = RATE * block_ms // 1000
+    rng = np.random.default_rng(0)
+    n_blocks = int(seconds * 1000 / block_ms)
+    x = np.concatenate([np.frombuffer(signal_block(k, block, rng), "<i2") for k in range(n_blocks)]).astype(np.float32) / 32768
+    started = time.perf_counter()
+    want = list(tok.encode((x, RATE)))
+    encode_s = time.perf_counter() - started
+
+    live = tok.live(RATE)
+    ready_at: dict[int, float] = {}
+    got: list = []
+    stop = threading.Event()
+
+    def note(frames: list) -> None:
+        now = time.monotonic()
+        for f in frames:
+            ready_at[f.index] = now
+        got.extend(frames)
+
+    def poll() -> None:  # what an app's UI thread does: read what is ready, now and then
+        while not stop.is_set():
+            note(live.read())
+            time.sleep(0.002)
+
+    reader = threading.Thread(target=poll, daemon=True)
+    reader.start()
+    calls, arrivals = [], []
+    start = time.monotonic()
+    for k in range(n_blocks):
+        due = start + k * block_ms / 1000 / speed
+        time.sleep(max(0.0, due - time.monotonic()))
+        t0 = time.perf_counter()
+        frames = live.push(x[k * block : (k + 1) * block])
+        calls.append(time.perf_counter() - t0)
+        arrivals.append(time.monotonic())
+        note(frames)
+    ended = time.monotonic()
+    stop.set()
+    reader.join()
+    note(live.close())
+    rate = tok.frame_rate
+    lags = [ready_at[f.index] - arrivals[min(((f.index + 1) * RATE // rate - 1) // block, n_blocks - 1)] for f in got if ready_at[f.index] <= ended]
+    got.sort(key=lambda f: f.index)
+    return {
+        "pack": pack,
+        "seconds": seconds,
+        "block_ms": block_ms,
+        "speed": speed,
+        "push_median_ms": round(statistics.median(calls) * 1000, 3),
+        "push_worst_ms": round(max(calls) * 1000, 3),
+        "push_total_s": round(sum(calls), 4),
+        "encode_s": round(encode_s, 3),
+        "push_share_of_encode": round(sum(calls) / encode_s, 4),
+        "frames_measured": len(lags),
+        "lag_median_s": round(statistics.median(lags), 3) if lags else None,
+        "lag_worst_s": round(max(lags), 3) if lags else None,
+        "tokens_equal_encode": got == want,
+    }
+
+
 def rss(pack: str, minutes: float) -> dict:
     started = time.monotonic()
     proc = subprocess.Popen(nat_command(pack), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
@@ -105,6 +178,18 @@ def rss(pack: str, minutes: float) -> dict:
     return {"pack": pack, "minutes": minutes, "rc": os.waitstatus_to_exitcode(status), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "wall_s": round(time.monotonic() - started, 1)}
 
 
+def machine() -> str:
+    """The CPU model and its widest vector units, from lscpu (figures differ 3x between machines)."""
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    flags = set(fields.get("Flags", "").split())
+    vector = [f for f in ("avx512f", "avx512_bf16", "avx512_vnni", "avx2", "fma") if f in flags]
+    return f"{fields.get('Model name', '?').strip()}, {os.cpu_count()} CPUs, {' '.join(vector)}"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="what", required=True)
@@ -113,11 +198,20 @@ def main() -> None:
     lat.add_argument("--seconds", type=float, default=60)
     lat.add_argument("--block-ms", type=int, default=50)
     lat.add_argument("--speed", type=float, default=1.0)
+    api = sub.add_parser("push")
+    api.add_argument("--pack", default="builtin")
+    api.add_argument("--seconds", type=float, default=20)
+    api.add_argument("--block-ms", type=int, default=100)
+    api.add_argument("--speed", type=float, default=1.0)
     mem = sub.add_parser("rss")
     mem.add_argument("--pack", default="builtin")
     mem.add_argument("--minutes", type=float, default=1)
     args = p.parse_args()
-    result = latency(args.pack, args.seconds, args.block_ms, args.speed) if args.what == "latency" else rss(args.pack, args.minutes)
+    if args.what == "rss":
+        result = rss(args.pack, args.minutes)
+    else:
+        result = (latency if args.what == "latency" else push)(args.pack, args.seconds, args.block_ms, args.speed)
+    result["machine"] = machine()
     print(json.dumps(result))
 
 

@@ -526,7 +526,8 @@ def child_torch(args: argparse.Namespace) -> int:
     source = open_path(args.audio)
     if args.whole:
         metered = tok.silence.meter(source)
-        stream = token_stream(pack, source, tok.chunk_frames([whole_file(tok.pipeline, metered, run)], metered))
+        chunk = whole_file(tok.pipeline, metered, run)
+        stream = token_stream(pack, source, iter(tok.chunk_frames(chunk, metered.silent(chunk.first_frame, chunk.n_frames))))
     else:
         stream = tok.stream(source)
     out = open(sys.stdout.fileno(), "w", buffering=1, closefd=False)  # line-buffered: frames as they come

@@ -24,3 +24,10 @@ def test_latency_measures_frames_written_before_the_end():
 def test_rss_reports_the_childs_peak():
     result = bench.rss("builtin", minutes=0.2)
     assert result["rc"] == 0 and 20 < result["peak_rss_mb"] < 1000
+
+
+def test_push_times_calls_and_checks_the_tokens():
+    result = bench.push("builtin", seconds=3.0, block_ms=100, speed=4.0)
+    assert result["tokens_equal_encode"]
+    assert 0 < result["push_median_ms"] <= result["push_worst_ms"]
+    assert result["frames_measured"] > 0 and result["lag_median_s"] <= result["lag_worst_s"]

@@ -46,11 +46,16 @@ def pushed(tok: Tokenizer, x: np.ndarray, sr: int, sizes: list[int], channels: i
 def test_builtin_pack_cuts_live_chunks_of_any_frames(builtin):
     """The built-in pack declares its receptive field: live chunks hold whatever frames are
     in (from one), with 0.6 s of context instead of the file's 1 s."""
-    window_s, context_s = live_chunking(builtin.pack)
-    assert window_s == 10.0 and context_s == pytest.approx(0.6)
+    chunking = live_chunking(builtin.pack)
+    assert chunking.by_frame and chunking.window_s == 10.0 and chunking.context_s == pytest.approx(0.6)
     live = builtin.live(22050)
-    assert [f.index for f in live.push(np.zeros(int(22050 * 0.8), np.float32))] == [0]  # one frame: 0.2 s + 0.6 s
-    assert len(live.push(np.zeros(22050 * 30, np.float32))) == 150  # 30 s at once: 10 s chunks
+    got = live.push(np.zeros(int(22050 * 0.8), np.float32))
+    live.wait()
+    assert [f.index for f in got + live.read()] == [0]  # one frame: 0.2 s + 0.6 s
+    got = live.push(np.zeros(22050 * 30, np.float32))
+    live.wait()
+    assert len(got + live.read()) == 150  # 30 s at once: 10 s chunks
+    live.close()
 
 
 @pytest.mark.parametrize("sr", [16000, 22050, 44100])
@@ -89,7 +94,8 @@ def test_interleaved_and_2d_stereo_blocks(builtin, sizes):
 def test_tiny_neural_pack_keeps_its_chunking(tiny_pack):
     """Per-chunk input normalization: no receptive field, the pack's own 2 s chunks."""
     tok = Tokenizer.load(tiny_pack, threads=1)
-    assert live_chunking(tok.pack) == (tok.pack.window_s, tok.pack.context_s)
+    chunking = live_chunking(tok.pack)
+    assert not chunking.by_frame and (chunking.window_s, chunking.context_s) == (tok.pack.window_s, tok.pack.context_s)
     x = tone(7.3, 16000, seed=5)[:, 0]
     assert pushed(tok, x, 16000, [1234, 77]) == list(tok.encode((x, 16000)))
 
@@ -99,7 +105,9 @@ def test_frames_come_before_close(builtin):
     live = builtin.live(sr)
     x = varied(3.0, sr, seed=1)
     cut = int(sr * 2.1)  # frames 0-9 whole, frame 10 begun
-    got = live.push(x[:cut])
+    got = live.push(x[:cut])  # what is ready at once, then the rest of what this block completes
+    live.wait()
+    got += live.read()
     # The silence floor passes a frame's samples on once the frame is whole (2.0 s here);
     # soxr holds back ~70 ms resampling to 22.05 kHz; a frame needs 0.6 s of context after
     # it: frames 0-5 (ending by 1.2 s) are final.
@@ -162,4 +170,72 @@ def test_receptive_field_is_validated(tiny_pack, tmp_path, encoder, value, messa
 def test_receptive_field_on_one_encoder_of_two_keeps_the_chunking(tiny_pack, tmp_path):
     pack = load_pack(_with_receptive(tiny_pack, tmp_path, "slow", 0.2))
     assert pack.encoders["slow"].receptive_field_s == 0.2
-    assert live_chunking(pack) == (pack.window_s, pack.context_s)  # "fast" sees its whole chunk
+    chunking = live_chunking(pack)
+    assert not chunking.by_frame and (chunking.window_s, chunking.context_s) == (pack.window_s, pack.context_s)  # "fast" sees its whole chunk
+
+
+class _GatedRunner:
+    """Encoders that wait for the test's go-ahead: what a slow neural encoder looks like to push()."""
+
+    def __init__(self, tok: Tokenizer) -> None:
+        self.tok = tok
+        self.go = threading.Event()
+        self.calls = 0
+        self.fail = False
+
+    def __call__(self, encoder: str, waveform: np.ndarray):
+        self.calls += 1
+        assert self.go.wait(60), "the test never let the encoder run"
+        if self.fail:
+            raise RuntimeError("encoder broke")
+        return self.tok.run_encoder(encoder, waveform)
+
+
+def test_push_returns_while_the_encoder_is_busy(builtin):
+    """push() only queues: with every encoder call blocked, pushing 3 s in 0.1 s blocks
+    still returns each time, and the frames come once the encoder may run."""
+    from neural_audio_tokenizer.runtime.tokenizer import RunnerTokenizer
+
+    runner = _GatedRunner(builtin)
+    runner.go.set()  # the silence probe at load runs the encoders
+    tok = RunnerTokenizer(builtin.pack, runner)
+    runner.go.clear()
+    sr = 16000
+    x = varied(3.0, sr, seed=3)
+    live = tok.live(sr)
+    got = []
+    for i in range(0, len(x), sr // 10):
+        got += live.push(x[i : i + sr // 10])  # would hang here if push ran the encoder
+    assert got == [] and not live.wait(timeout=0.05)
+    runner.go.set()
+    assert live.wait(timeout=60)
+    got += live.read()
+    assert got and got == list(builtin.encode((x, sr)))[: len(got)]
+    assert got + live.close() == list(builtin.encode((x, sr)))
+
+
+def test_an_encoder_failure_reaches_the_producer(builtin):
+    from neural_audio_tokenizer.runtime.tokenizer import RunnerTokenizer
+
+    runner = _GatedRunner(builtin)
+    runner.go.set()
+    tok = RunnerTokenizer(builtin.pack, runner)
+    runner.fail = True
+    live = tok.live(16000)
+    live.push(varied(2.0, 16000, seed=4))
+    with pytest.raises(RuntimeError, match="encoder broke"):
+        live.wait(timeout=60)
+    with pytest.raises(RuntimeError, match="encoder broke"):
+        live.close()
+
+
+def test_a_dropped_live_stream_stops_its_worker(builtin):
+    import gc
+
+    live = builtin.live(16000)
+    live.push(np.zeros(1600, np.float32))
+    thread = live._worker.thread
+    del live
+    gc.collect()
+    thread.join(timeout=30)
+    assert not thread.is_alive()

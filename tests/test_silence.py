@@ -137,7 +137,7 @@ def test_a_near_silent_chunk_reaches_a_neural_encoder_as_zeros():
 
     def run(encoder: str, waveform: np.ndarray):
         seen.append(np.asarray(waveform))
-        return tok._run(encoder, waveform)
+        return tok.run_encoder(encoder, waveform)
 
     x = np.concatenate([music(), quiet("16-bit dither", 20.0)])
     ungated = from_array(x, SR, "x")

@@ -121,7 +121,7 @@ def _probe_codes(probe: np.ndarray, pipeline, run, streams: dict) -> dict[str, l
     source = gate.meter(from_array(probe, dsp.SAMPLE_RATE, "probe"))
     out: dict[str, list] = {name: [] for name in STREAMS}
     for chunk in pipeline.iter_chunks(source, run):
-        for name, c in gate.apply(source, chunk.first_frame, {n: codes(n, f) for n, f in chunk.streams.items()}).items():
+        for name, c in gate.apply(source.silent(chunk.first_frame, chunk.n_frames), {n: codes(n, f) for n, f in chunk.streams.items()}).items():
             out[name] += c.tolist()
     return out
 

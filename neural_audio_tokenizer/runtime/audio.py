@@ -150,7 +150,8 @@ def looks_like_audio(head: bytes) -> bool:
     return len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0  # MPEG frame sync
 
 
-def _mono(block: np.ndarray) -> np.ndarray:
+def mono_of(block: np.ndarray) -> np.ndarray:
+    """[samples, channels] float32 -> mono float32 [samples]: the channels' mean."""
     if block.shape[1] == 1:
         return np.ascontiguousarray(block[:, 0], dtype=np.float32)
     # Channel by channel in float64, then / channels: mean(axis=1, dtype=float64)'s arithmetic
@@ -217,7 +218,7 @@ def _soundfile_blocks(handle: sf.SoundFile, name: str, owned: BinaryIO | None) -
             if not len(block):
                 return
             done += len(block)
-            yield _mono(block)
+            yield mono_of(block)
     finally:
         handle.close()
         if owned is not None:
@@ -432,6 +433,6 @@ def from_array(samples: np.ndarray, sample_rate: int, name: str = "array") -> Au
     def blocks() -> Iterator[np.ndarray]:
         size = block_size(sr)
         for start in range(0, arr.shape[0], size):
-            yield _mono(arr[start : start + size])
+            yield mono_of(arr[start : start + size])
 
     return AudioSource(info, blocks())

@@ -9,7 +9,8 @@ so all three see identical chunk boundaries and arithmetic. Only ``run`` differs
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,6 @@ from typing import Any
 import numpy as np
 import soxr
 
-from .audio import AudioSource
 from .framing import Chunker, Grid, Segment, pool
 
 # (encoder, waveform [samples] float32) -> {output name: [frames, dim] array}
@@ -50,6 +50,23 @@ def _field(spec: Any, name: str, default: Any = None) -> Any:
     return getattr(spec, name, default)
 
 
+@dataclass(frozen=True)
+class Chunking:
+    """How an input is cut for the encoders (the engine's chunk policy).
+
+    ``window_s``: a chunk's core; ``context_s``: real audio on each side of it;
+    ``by_frame``: cut whatever whole frames are in (up to a core) instead of whole cores,
+    for encoders whose frames depend on no more than ``context_s`` around them;
+    ``margin_frames``: how far past a fixed chunk's context the input must be known to go
+    before it is cut (files: one frame, so an early cut never differs from the cut at the
+    end of input)."""
+
+    window_s: float
+    context_s: float
+    by_frame: bool = False
+    margin_frames: int = 1
+
+
 def build_pipeline(encoders: Mapping[str, Any], streams: Mapping[str, Any], frame_rate: int, window_s: float, context_s: float) -> FeaturePipeline:
     """The one way a FeaturePipeline is made.
 
@@ -63,7 +80,7 @@ def build_pipeline(encoders: Mapping[str, Any], streams: Mapping[str, Any], fram
         for name, e in encoders.items()
     }
     routes = {name: Route(_field(s, "encoder"), _field(s, "output"), _field(s, "pooling", "mean")) for name, s in streams.items()}
-    return FeaturePipeline(inputs, routes, frame_rate, window_s, context_s)
+    return FeaturePipeline(inputs, routes, frame_rate, Chunking(window_s, context_s))
 
 
 def pipeline_for(pack: Any) -> FeaturePipeline:
@@ -101,28 +118,34 @@ def frame_count(n_samples: int, sample_rate: int, frame_rate: int) -> int:
     return -(-n_samples * frame_rate // sample_rate)
 
 
+ChunkGroup = list[dict[str, Segment]]  # chunks run together: per chunk, each encoder's segment
+
+
 class FeaturePipeline:
     """Resample -> chunk -> encode -> pool, for every encoder a set of streams needs."""
 
-    def __init__(
-        self,
-        encoders: Mapping[str, EncoderInput],
-        routes: Mapping[str, Route],
-        frame_rate: int,
-        window_s: float,
-        context_s: float,
-    ) -> None:
+    def __init__(self, encoders: Mapping[str, EncoderInput], routes: Mapping[str, Route], frame_rate: int, chunking: Chunking) -> None:
         used = {r.encoder for r in routes.values()}
         self.encoders = {n: e for n, e in encoders.items() if n in used}
         self.routes = dict(routes)
         self.frame_rate = frame_rate
+        self.chunking = chunking
         self.grids = {
-            n: Grid.create(e.sample_rate, e.hop, e.window, frame_rate, window_s, context_s)
+            n: Grid.create(e.sample_rate, e.hop, e.window, frame_rate, chunking.window_s, chunking.context_s)
             for n, e in self.encoders.items()
         }
 
-    def iter_chunks(self, source: AudioSource, run: EncoderRun, batch: int = 1, workers: int = 1) -> Iterator[ChunkFeatures]:
-        """Pooled features for each chunk of ``source``, in order, as soon as each is ready.
+    def with_chunking(self, chunking: Chunking) -> FeaturePipeline:
+        """The same encoders and routes, cut another way."""
+        return FeaturePipeline(self.encoders, self.routes, self.frame_rate, chunking)
+
+    def cutter(self, sample_rate: int) -> Cutter:
+        """A fresh front end for one input at ``sample_rate``."""
+        return Cutter(self, sample_rate)
+
+    def iter_chunks(self, source: Any, run: EncoderRun, batch: int = 1, workers: int = 1) -> Iterator[ChunkFeatures]:
+        """Pooled features for each chunk of ``source`` (an AudioSource: ``info.sample_rate``
+        and mono ``blocks()``), in order, as soon as each is ready.
 
         ``batch`` > 1 runs up to that many equal-length chunks per encoder call, as a
         [batch, samples] input (worth it on a GPU; on the CPU one chunk at a time is as fast
@@ -134,62 +157,30 @@ class FeaturePipeline:
         onnxruntime's ``run`` is). Results come in chunk order, and each call sees exactly
         the waveform it sees with ``workers`` = 1, so features are identical.
         """
-        groups = self._ready(source, batch)
+        return self.features(self.cutter(source.info.sample_rate).chunks(source.blocks()), run, batch, workers)
+
+    def features(self, chunks: Iterator[dict[str, Segment]], run: EncoderRun, batch: int = 1, workers: int = 1) -> Iterator[ChunkFeatures]:
+        """Pooled features of ``chunks`` (from a :class:`Cutter`), in order; ``batch`` and
+        ``workers`` as for :meth:`iter_chunks`."""
+        groups = _batched(chunks, batch)
         if workers <= 1:
-            encoded = ((chunks, {name: self._run_encoder(name, chunks, run) for name in self.encoders}) for chunks in groups)
+            encoded = ((group, {name: self.run_encoder(name, group, run) for name in self.encoders}) for group in groups)
         else:
-            encoded = _in_order(groups, list(self.encoders), lambda name, chunks: self._run_encoder(name, chunks, run), workers)
-        for chunks, outputs in encoded:
-            yield from self._pool(chunks, outputs)
+            encoded = _in_order(groups, list(self.encoders), lambda name, group: self.run_encoder(name, group, run), workers)
+        for group, outputs in encoded:
+            yield from self.pool(group, outputs)
 
-    def _ready(self, source: AudioSource, batch: int) -> Iterator[list[dict[str, Segment]]]:
-        """Read, resample and chunk ``source``; yield groups of up to ``batch`` chunks whose
-        every encoder segment is cut, in chunk order."""
-        in_rate = source.info.sample_rate
-        chunkers = {n: Chunker(g) for n, g in self.grids.items()}
-        resamplers = {
-            n: None if g.sample_rate == in_rate else soxr.ResampleStream(in_rate, g.sample_rate, 1, dtype="float32", quality="HQ")
-            for n, g in self.grids.items()
-        }
-        pending: dict[int, dict[str, Segment]] = {}
-        n_in = 0
-        for block in source.blocks():
-            n_in += len(block)
-            for name, chunker in chunkers.items():
-                rs = resamplers[name]
-                for seg in chunker.push(block if rs is None else rs.resample_chunk(block)):
-                    pending.setdefault(seg.chunk, {})[name] = seg
-            yield from self._complete(pending, batch, final=False)
-        n_frames = frame_count(n_in, in_rate, self.frame_rate)
-        for name, chunker in chunkers.items():
-            rs = resamplers[name]
-            if rs is not None:
-                chunker.push(rs.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
-            for seg in chunker.finish(n_frames):
-                pending.setdefault(seg.chunk, {})[name] = seg
-        yield from self._complete(pending, batch, final=True)
+    def encode(self, group: ChunkGroup, run: EncoderRun) -> list[ChunkFeatures]:
+        """Every encoder run on a group of chunks, pooled."""
+        return list(self.pool(group, {name: self.run_encoder(name, group, run) for name in self.encoders}))
 
-    def _complete(self, pending: dict[int, dict[str, Segment]], batch: int, final: bool) -> Iterator[list[dict[str, Segment]]]:
-        """The leading chunks whose every encoder segment is ready, ``batch`` at a time."""
-        while pending:
-            ready = []
-            for j in sorted(pending):
-                if len(pending[j]) < len(self.encoders) or len(ready) == batch:
-                    break
-                ready.append(j)
-            if not ready or (len(ready) < batch and not final):
-                if final and not ready:
-                    raise AssertionError(f"chunk {min(pending)} is missing an encoder's segment")
-                return
-            yield [pending.pop(j) for j in ready]
-
-    def _run_encoder(self, name: str, chunks: list[dict[str, Segment]], run: EncoderRun) -> list[Mapping[str, np.ndarray]]:
+    def run_encoder(self, name: str, group: ChunkGroup, run: EncoderRun) -> list[Mapping[str, np.ndarray]]:
         """One encoder's outputs for each chunk of a group."""
         encoder = self.encoders[name]
-        waves = [segment_waveform(c[name], encoder.input_normalization) for c in chunks]
+        waves = [segment_waveform(c[name], encoder.input_normalization) for c in group]
         if len(waves) == 1:
             return [run(name, waves[0])]
-        outputs: list[Mapping[str, np.ndarray]] = [{} for _ in chunks]
+        outputs: list[Mapping[str, np.ndarray]] = [{} for _ in group]
         # Equal lengths batch together; only the input's last chunk can differ.
         for length in sorted({len(w) for w in waves}):
             members = [i for i, w in enumerate(waves) if len(w) == length]
@@ -198,9 +189,9 @@ class FeaturePipeline:
                 outputs[i] = {out: value[k] for out, value in result.items()}
         return outputs
 
-    def _pool(self, chunks: list[dict[str, Segment]], encoded: Mapping[str, list[Mapping[str, np.ndarray]]]) -> Iterator[ChunkFeatures]:
+    def pool(self, group: ChunkGroup, encoded: Mapping[str, list[Mapping[str, np.ndarray]]]) -> Iterator[ChunkFeatures]:
         """Encoder frames -> pack-frame features, chunk by chunk."""
-        for k, segments in enumerate(chunks):
+        for k, segments in enumerate(group):
             first = next(iter(segments.values()))
             streams = {}
             for stream, route in self.routes.items():
@@ -209,6 +200,62 @@ class FeaturePipeline:
                     frames = frames[0]
                 streams[stream] = pool(frames, segments[route.encoder], self.grids[route.encoder].per_frame, route.pooling)
             yield ChunkFeatures(first.first_frame, first.n_frames, streams)
+
+
+class Cutter:
+    """The front of the pipeline for one input: mono blocks at the input rate -> chunks, each
+    with every encoder's segment, as soon as the chunk policy lets them be cut.
+
+    Cheap (soxr and array copies): no encoder runs here."""
+
+    def __init__(self, pipeline: FeaturePipeline, sample_rate: int) -> None:
+        self.pipeline = pipeline
+        self.sample_rate = sample_rate
+        c = pipeline.chunking
+        self._chunkers = {n: Chunker(g, c.by_frame, 0 if c.by_frame else c.margin_frames) for n, g in pipeline.grids.items()}
+        self._resamplers = {
+            n: None if g.sample_rate == sample_rate else soxr.ResampleStream(sample_rate, g.sample_rate, 1, dtype="float32", quality="HQ")
+            for n, g in pipeline.grids.items()
+        }
+        self._core_frames = round(c.window_s * pipeline.frame_rate)
+        self.samples = 0  # input samples pushed so far
+
+    def push(self, mono: np.ndarray) -> ChunkGroup:
+        """Add mono float32 samples; the chunks they let be cut, in order."""
+        self.samples += len(mono)
+        for name, chunker in self._chunkers.items():
+            rs = self._resamplers[name]
+            chunker.add(mono if rs is None else rs.resample_chunk(mono))
+        return self._cut(min(c.ready() for c in self._chunkers.values()))
+
+    def finish(self) -> ChunkGroup:
+        """The input ended: the remaining chunks, so that its frame count results (none for no samples)."""
+        for name, chunker in self._chunkers.items():
+            rs = self._resamplers[name]
+            if rs is not None:
+                chunker.add(rs.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+        n_frames = frame_count(self.samples, self.sample_rate, self.pipeline.frame_rate)
+        return self._cut(n_frames - next(iter(self._chunkers.values())).next_frame)
+
+    def chunks(self, blocks: Iterable[np.ndarray]) -> Iterator[dict[str, Segment]]:
+        """Every chunk of ``blocks``, in order, as the blocks arrive."""
+        for block in blocks:
+            yield from self.push(block)
+        yield from self.finish()
+
+    def _cut(self, frames: int) -> ChunkGroup:
+        out = []
+        while frames > 0:
+            n = min(frames, self._core_frames)
+            out.append({name: c.cut(n) for name, c in self._chunkers.items()})
+            frames -= n
+        return out
+
+
+def _batched(chunks: Iterator[dict[str, Segment]], batch: int) -> Iterator[ChunkGroup]:
+    """Consecutive groups of ``batch`` chunks (the last may be shorter)."""
+    while group := list(itertools.islice(chunks, max(1, batch))):
+        yield group
 
 
 def _in_order(groups: Iterator[list], encoders: list[str], call: Callable[[str, list], Any], workers: int) -> Iterator[tuple[list, dict]]:

@@ -71,53 +71,60 @@ class Segment:
 
 
 class Chunker:
-    """Accumulates one encoder's sample stream and hands out ready segments in order."""
+    """Accumulates one encoder's sample stream and cuts it into segments on the pack's frame grid.
 
-    def __init__(self, grid: Grid) -> None:
+    One cut, two policies (:class:`Chunking`): ``fixed`` chunks of ``core_frames`` whose
+    core starts at ``j * window_s`` (any encoder; files), or ``by frame``: whatever whole
+    frames are in, up to a core's worth (encoders that declare a receptive field, whose
+    frames do not depend on where a chunk starts; live input)."""
+
+    def __init__(self, grid: Grid, by_frame: bool = False, margin_frames: int = 0) -> None:
         self.grid = grid
+        self.by_frame = by_frame
+        self.margin = margin_frames * grid.frame_samples
         self._buffer = np.empty(0, dtype=np.float32)
         self._buffer_start = 0  # stream index of _buffer[0]
+        self.next_frame = 0  # first frame not cut yet
         self._next_chunk = 0
 
     @property
     def _total(self) -> int:
         return self._buffer_start + len(self._buffer)
 
-    def push(self, samples: np.ndarray) -> list[Segment]:
-        """Add samples; return every chunk whose core and right context are now complete."""
+    def add(self, samples: np.ndarray) -> None:
+        """Append encoder-rate samples."""
         if len(samples):
             self._buffer = np.concatenate([self._buffer, samples.astype(np.float32, copy=False)])
-        g = self.grid
-        ready = []
-        # One extra pack frame of margin: a chunk is only cut early when the input surely
-        # extends past it, so an early cut and an end-of-input cut can never disagree.
-        while self._total >= (self._next_chunk + 1) * g.core_samples + g.context_samples + g.frame_samples:
-            ready.append(self._cut(self._next_chunk, g.core_frames, end_of_input=False))
-        return ready
 
-    def finish(self, n_frames: int) -> list[Segment]:
-        """The input ended: cut the remaining chunks so that exactly ``n_frames`` frames result."""
-        out = []
-        while self._next_chunk * self.grid.core_frames < n_frames:
-            j = self._next_chunk
-            out.append(self._cut(j, min(self.grid.core_frames, n_frames - j * self.grid.core_frames), True))
-        return out
-
-    def _cut(self, j: int, n_frames: int, end_of_input: bool) -> Segment:
+    def ready(self) -> int:
+        """Frames past ``next_frame`` that may be cut now (before the input ends): whole
+        chunks whose core, right context and margin are in, or (by frame) whole frames
+        whose right context is in."""
         g = self.grid
-        core_start = j * g.core_samples
+        if self.by_frame:
+            return max(0, (self._total - g.context_samples) // g.frame_samples - self.next_frame)
+        chunks = (self._total - g.context_samples - self.margin) // g.core_samples - self._next_chunk
+        return max(0, chunks) * g.core_frames
+
+    def cut(self, n_frames: int) -> Segment:
+        """The segment of the next ``n_frames`` frames (what is in, zero-padded at the end of
+        input). A fixed chunk always spans a whole core, so its last, shorter chunk sees the
+        audio it would see mid-file."""
+        g = self.grid
+        span = n_frames if self.by_frame else g.core_frames
+        core_start = self.next_frame * g.frame_samples
         start = max(0, core_start - g.context_samples)
         skip = (core_start - start) // g.hop
-        end = min(self._total, core_start + g.core_samples + g.context_samples)
+        end = min(self._total, core_start + span * g.frame_samples + g.context_samples)
         needed = (skip + n_frames * g.per_frame - 1) * g.hop + g.window
         samples = self._buffer[start - self._buffer_start : max(start, end) - self._buffer_start]
-        segment = Segment(j, j * g.core_frames, n_frames, samples, max(needed, len(samples)), skip)
-        self._next_chunk = j + 1
-        keep_from = max(0, self._next_chunk * g.core_samples - g.context_samples)
+        segment = Segment(self._next_chunk, self.next_frame, n_frames, samples, max(needed, len(samples)), skip)
+        self._next_chunk += 1
+        self.next_frame += n_frames
+        keep_from = max(0, self.next_frame * g.frame_samples - g.context_samples)
         if keep_from > self._buffer_start:
             self._buffer = self._buffer[keep_from - self._buffer_start :].copy()
             self._buffer_start = keep_from
-        assert end_of_input or len(samples) >= needed
         return segment
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from .audio import MAX_CHANNELS, MAX_RATE, MIN_RATE, AudioSource, SourceInfo, _mono, _open_binary, block_size, display_name, read_error, sha256_file
+from .audio import MAX_CHANNELS, MAX_RATE, MIN_RATE, AudioSource, SourceInfo, mono_of, _open_binary, block_size, display_name, read_error, sha256_file
 
 # WAV sample widths and their names in libsndfile's subtype list.
 _INT_SUBTYPES = {1: "PCM_U8", 2: "PCM_16", 3: "PCM_24", 4: "PCM_32"}
@@ -205,10 +205,10 @@ def open_raw_path(path: str, sample_rate: int, channels: int = 1, name: str | No
             while data := handle.read(2 * channels * block_size(sample_rate)):
                 block = decoder.feed(data)
                 if len(block):
-                    yield _mono(block)
+                    yield mono_of(block)
             block = decoder.finish()
             if len(block):
-                yield _mono(block)
+                yield mono_of(block)
         except OSError as exc:
             raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
         finally:

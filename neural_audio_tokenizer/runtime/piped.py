@@ -9,8 +9,10 @@ block, and goes through three stages, each holding a bounded amount:
    WAV/RF64 with real or placeholder sizes (runtime/pcm.py). Any other part (FLAC, Ogg,
    MP3, AIFF, RIFX, compressed WAV, raw PCM without ``--raw``) is gathered whole and decoded
    at its end: libsndfile reads those formats only from a seekable file;
-3. decoded samples go through a :class:`~.live.LiveStream` (short chunks where the pack
-   allows), so frames come out a context's length after their audio.
+3. decoded samples are pushed into the streaming engine with live chunking (runtime/engine.py:
+   short chunks where the pack allows), so frames come out a context's length after their
+   audio. The encoders run on the reading thread: a pipe that writes faster than they run
+   simply waits, which bounds memory.
 
 A streamed part's header cannot hold what is known only at its end: ``bytes``, ``sha256``
 and ``duration_s`` are null there and its stats line carries ``source: {bytes, sha256}``
@@ -26,11 +28,10 @@ from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 from ..errors import InputError
-from .audio import damage_notes, open_bytes
-from .live import LiveStream
+from .audio import damage_notes, mono_of, open_bytes, repair
 from .pcm import PcmDecoder, PcmFormat, UnsupportedWav, parse_wav_header, raw_format
 from .splitter import PartEvent, PartSplitter
-from .stream import TokenStream
+from .stream import TokenStream, counted, make_header
 
 READ_SIZE = 1 << 16  # most bytes per read; a read returns what the pipe holds, never waits for more
 
@@ -177,21 +178,31 @@ def piped_stream(tokenizer: Any, source: PipedSource) -> tuple[TokenStream, Call
     if source.source is not None:
         return tokenizer.stream(source.source), source.source.warnings
     fmt = source.format
-    decoder = "raw" if fmt.label == "s16le" else "stream"
-    live = LiveStream(tokenizer, fmt.sample_rate, fmt.channels, source.name, decoder=decoder, format=fmt.label)
-    done: list[dict] = []
+    header = make_header(
+        tokenizer.pack,
+        name=source.name,
+        decoder="raw" if fmt.label == "s16le" else "stream",
+        format=fmt.label,
+        sample_rate=fmt.sample_rate,
+        channels=fmt.channels,
+    )
+    engine = tokenizer.engine(fmt.sample_rate, live=True)
+    damage = [0, 0]  # NaN/Inf samples replaced, samples clipped
 
     def frames() -> Iterator:
         for block in source.blocks():
-            yield from live.push(block)
-        yield from live.close()
+            mono, nonfinite, clipped = repair(mono_of(block)) if len(block) else (block[:, 0], 0, 0)
+            damage[0] += nonfinite
+            damage[1] += clipped
+            yield from engine.push(mono)
+        yield from engine.finish()
         if source.bytes == 0:
             raise InputError(f"{source.name}: empty input (0 bytes)")
-        if live.samples == 0:
+        if engine.samples == 0:
             raise InputError(f"{source.name}: no audio samples")
-        stats = dict(live.stats)
-        tokens = stats.pop("tokens")
-        done.append({**stats, "source": source.identity(), "tokens": tokens})
+
+    def finish() -> dict:
+        return {"duration_s": round(engine.samples / fmt.sample_rate, 6), "nonfinite_samples": damage[0], "source": source.identity()}
 
     def warnings() -> list[str]:
         notes = []
@@ -200,6 +211,6 @@ def piped_stream(tokenizer: Any, source: PipedSource) -> tuple[TokenStream, Call
             notes.append(f"header declares {source._limit_declared} bytes of audio data, the input held {held} (truncated?)")
         elif source.trailing and not fmt.pad_partial:
             notes.append(f"ends mid-sample: the last {source.trailing} bytes (a partial sample frame) were dropped")
-        return notes + damage_notes(live.nonfinite, live.clipped)
+        return notes + damage_notes(damage[0], damage[1])
 
-    return TokenStream(live.header, frames(), lambda: done[0] if done else None), warnings
+    return counted(header, frames(), finish), warnings

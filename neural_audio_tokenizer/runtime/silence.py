@@ -11,7 +11,7 @@ of what its features quantize to: the codes the pack gives digital silence.
   ``i`` with ``i * frame_rate // sample_rate == k`` belong to frame ``k``), in dBFS
   (a full-scale square wave is 0 dBFS, a full-scale sine -3 dBFS). A frame is silent when
   ``10 * log10(mean(x^2)) < floor_dbfs``. Its samples are set to zero before any encoder
-  sees them (:class:`MeteredSource`), and its codes are the silence codes.
+  sees them (:class:`PushGate`), and its codes are the silence codes.
 - Floor: the manifest's optional ``silence.floor_dbfs`` (pack format stays version 1);
   packs without it get :data:`DEFAULT_FLOOR_DBFS`; ``"floor_dbfs": null`` turns it off.
 - Silence codes: the codes of a middle frame of one second of digital zero, computed
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .audio import AudioSource, SourceInfo, from_array
+from .audio import from_array
 from ..errors import PackError
 from .features import EncoderRun, FeaturePipeline
 
@@ -168,15 +168,15 @@ class PushGate:
 
 @dataclass
 class MeteredSource:
-    """An AudioSource look-alike for the feature pipeline: the source's blocks through a
-    PushGate. So the encoders see digital zero wherever the input is below the floor, and
-    the tokens of the sounding frames around a pause do not depend on the noise in it either."""
+    """An AudioSource look-alike for code that collects features rather than tokens (the
+    export side, benches): the source's blocks through a PushGate, as the engine gates them,
+    and which frames were below the floor."""
 
-    source: AudioSource
+    source: Any  # an AudioSource
     gate: PushGate
 
     @property
-    def info(self) -> SourceInfo:
+    def info(self) -> Any:
         return self.source.info
 
     def blocks(self) -> Iterator[np.ndarray]:
@@ -195,7 +195,7 @@ Quantize = Callable[[str, np.ndarray], np.ndarray]
 
 @dataclass
 class SilenceGate:
-    """Replaces the codes of frames below the floor with the silence codes."""
+    """The pack's floor and the codes frames below it get."""
 
     floor_dbfs: float | None
     frame_rate: int
@@ -216,24 +216,22 @@ class SilenceGate:
                 return cls(floor_dbfs, pipeline.frame_rate, codes)
         raise AssertionError("the silence probe produced no middle frame")
 
-    def meter(self, source: AudioSource) -> AudioSource | MeteredSource:
-        """What to hand the pipeline: ``source`` metered (or as is, without a floor)."""
-        if self.floor_dbfs is None:
-            return source
-        return MeteredSource(source, PushGate(LevelMeter(source.info.sample_rate, self.frame_rate, self.floor_dbfs)))
+    def meter(self, source: Any) -> Any:
+        """``source`` (an AudioSource) gated as the engine gates it, for feature collection;
+        as is without a floor."""
+        gate = self.push_gate(source.info.sample_rate)
+        return source if gate is None else MeteredSource(source, gate)
 
-    def push_gate(self, sample_rate: int) -> PushGate | None:
-        """A gate for samples pushed at ``sample_rate`` (the push API), or None without a floor."""
+    def push_gate(self, sample_rate: int, split: bool = False) -> PushGate | None:
+        """A gate for one input's mono samples at ``sample_rate`` (``split``: release a long
+        block's decided frames at once, for pushed audio), or None without a floor."""
         if self.floor_dbfs is None:
             return None
-        return PushGate(LevelMeter(sample_rate, self.frame_rate, self.floor_dbfs), split=True)
+        return PushGate(LevelMeter(sample_rate, self.frame_rate, self.floor_dbfs), split)
 
-    def apply(self, source: AudioSource | MeteredSource | PushGate | None, first_frame: int, codes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """``codes`` of one chunk ([frames, levels] per stream) with its silent frames replaced
-        (``source``: what ``meter`` or ``push_gate`` gave; unmetered input passes unchanged)."""
-        if not isinstance(source, (MeteredSource, PushGate)):
-            return codes
-        silent = source.silent(first_frame, len(next(iter(codes.values()))))
+    def apply(self, silent: np.ndarray, codes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``codes`` of one chunk ([frames, levels] per stream) with the frames ``silent``
+        ([frames] bool) marks replaced by the silence codes."""
         if not silent.any():
             return codes
         out = {}

@@ -17,6 +17,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from .records import Frame
 
@@ -34,22 +35,41 @@ LEGEND = (
 )
 
 
-def make_header(source: dict, pack: dict, frame_rate: int, streams: dict[str, tuple[int, int]]) -> dict:
-    """The header object of a freshly tokenized stream.
-
-    ``source``: the input's fields (name, bytes, sha256, decoder, format, sample_rate,
-    channels, duration_s); ``pack``: its name and manifest_sha256; ``streams``: stream name
-    -> (levels, codebook size)."""
+def make_header(
+    pack: Any,
+    *,
+    name: str,
+    decoder: str,
+    format: str,
+    sample_rate: int,
+    channels: int,
+    bytes: int | None = None,
+    sha256: str | None = None,
+    duration_s: float | None = None,
+) -> dict:
+    """The header object of a freshly tokenized stream: the input's fields (``bytes``,
+    ``sha256`` and ``duration_s`` are None for piped and live input, known only at its end)
+    and the pack's (a runtime Pack)."""
+    source = {
+        "name": name,
+        "bytes": bytes,
+        "sha256": sha256,
+        "decoder": decoder,
+        "format": format,
+        "sample_rate": sample_rate,
+        "channels": channels,
+        "duration_s": duration_s,
+    }
     return {
         "type": "header",
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "source": source,
-        "pack": pack,
-        "frame_rate": frame_rate,
+        "pack": {"name": pack.name, "manifest_sha256": pack.manifest_sha256},
+        "frame_rate": pack.frame_rate,
         "streams": {
-            name: {"levels": levels, "codebook_size": size, "tokens": [f"{name}{i}" for i in range(levels)]}
-            for name, (levels, size) in streams.items()
+            n: {"levels": s.levels, "codebook_size": s.codebook_size, "tokens": [f"{n}{i}" for i in range(s.levels)]}
+            for n, s in pack.streams.items()
         },
         "legend": LEGEND,
     }

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Union
 
@@ -23,8 +23,9 @@ import numpy as np
 from ..codebooks.quantize import code_norms, quantize
 from ..packs import resolve_pack
 from .audio import RAW_RATE, AudioSource, from_array, open_bytes, open_path
+from .engine import Engine
 from .features import ChunkFeatures, EncoderRun, pipeline_for
-from .live import LiveStream, live_pipeline
+from .live import LiveStream, live_chunking
 from .pack import Pack, StreamSpec, load_pack
 from .records import Frame, frame_time
 from .session import SessionOptions, create_session, parallelism, resolve_device, run_session
@@ -65,14 +66,14 @@ class Tokenizer:
         self._prepare(dataclasses.replace(pack, encoders={n: dataclasses.replace(e, model_bytes=b"") for n, e in pack.encoders.items()}))
 
     def _prepare(self, pack: Pack) -> None:
-        """What every way of running the encoders shares: the pack, its pipeline, its code
-        norms, its silence codes (computed with ``_run``, which must work by now)."""
+        """What every way of running the encoders shares: the pack, its pipelines, its code
+        norms, its silence codes (computed with ``run_encoder``, which must work by now)."""
         self.pack = pack
         self.pipeline = pipeline_for(pack)
-        self.live_pipeline = live_pipeline(pack)  # short chunks where the pack allows (live.py)
+        self.live_pipeline = self.pipeline.with_chunking(live_chunking(pack))  # short chunks where the pack allows (live.py)
         self._norms = {name: code_norms(s.codebooks) for name, s in pack.streams.items()}
         first = next(iter(pack.encoders.values()))
-        self.silence = SilenceGate.for_pipeline(pack.silence_floor_dbfs, self.pipeline, self._run, self.quantize, first.sample_rate)
+        self.silence = SilenceGate.for_pipeline(pack.silence_floor_dbfs, self.pipeline, self.run_encoder, self.quantize, first.sample_rate)
 
     @classmethod
     def load(
@@ -126,35 +127,40 @@ class Tokenizer:
         return self.frames(self.open(audio, name, raw_rate))
 
     def live(self, sample_rate: int, channels: int = 1, name: str = "live") -> LiveStream:
-        """A live input fed by the caller: ``push(samples) -> [Frame]`` as audio is recorded,
-        ``close() -> [Frame]`` at its end; the frames :meth:`encode` gives for the whole
-        recording, each as soon as its audio and context are in (runtime/live.py)."""
+        """A live input fed by the caller: ``push(samples)`` queues audio as it is recorded and
+        returns at once, ``read()`` gives the frames made final so far, ``close()`` the rest:
+        the frames :meth:`encode` gives for the whole recording, each as soon as its audio and
+        context are in (runtime/live.py)."""
         return LiveStream(self, sample_rate, channels, name)
+
+    def engine(self, sample_rate: int, live: bool = False) -> Engine:
+        """A streaming engine for one input of mono samples at ``sample_rate``: the file's
+        chunking and parallelism, or (``live``) live chunking, one chunk at a time."""
+        if live:
+            return Engine(self, self.live_pipeline, sample_rate, split=True)
+        return Engine(self, self.pipeline, sample_rate, batch=self.batch, workers=self.workers)
 
     def frames(self, source: AudioSource) -> Iterator[Frame]:
         """The frames of a decoded input (``source`` is read once, as they are iterated)."""
-        metered = self.silence.meter(source)
-        return self.chunk_frames(self.pipeline.iter_chunks(metered, self._run, self.batch, self.workers), metered)
+        return self.engine(source.info.sample_rate).run(source.blocks())
 
-    def chunk_frames(self, chunks: Iterable[ChunkFeatures], metered) -> Iterator[Frame]:
-        """Frames from pooled chunk features: each stream quantized, silent frames given the
-        pack's silence codes (``metered``: the source as ``self.silence.meter`` wrapped it)."""
-        for chunk in chunks:
-            codes = self.silence.apply(metered, chunk.first_frame, {name: self.quantize(name, feats) for name, feats in chunk.streams.items()})
-            for i in range(chunk.n_frames):
-                index = chunk.first_frame + i
-                yield Frame(
-                    index,
-                    frame_time(index, self.frame_rate),
-                    tuple(int(c) for c in codes["S"][i]),
-                    tuple(int(c) for c in codes["A"][i]),
-                )
+    def chunk_frames(self, chunk: ChunkFeatures, silent: np.ndarray | None = None) -> list[Frame]:
+        """A chunk's Frames: each stream quantized; the frames ``silent`` marks ([n] bool:
+        below the silence floor) get the pack's silence codes."""
+        codes = {name: self.quantize(name, feats) for name, feats in chunk.streams.items()}
+        if silent is not None:
+            codes = self.silence.apply(silent, codes)
+        return [
+            Frame(index, frame_time(index, self.frame_rate), tuple(int(c) for c in codes["S"][i]), tuple(int(c) for c in codes["A"][i]))
+            for i, index in enumerate(range(chunk.first_frame, chunk.first_frame + chunk.n_frames))
+        ]
 
     def quantize(self, stream: str, features: np.ndarray) -> np.ndarray:
         """Codes [frames, levels] of stream ``stream`` ("S" or "A") for pooled ``features`` [frames, dim]."""
         return stream_codes(self.pack.streams[stream], features, self._norms[stream])
 
-    def _run(self, encoder: str, waveform: np.ndarray) -> Mapping[str, np.ndarray]:
+    def run_encoder(self, encoder: str, waveform: np.ndarray) -> Mapping[str, np.ndarray]:
+        """Encoder ``encoder``'s outputs for one waveform (or a [batch, samples] stack)."""
         enc = self.pack.encoders[encoder]
         return run_session(self._sessions[encoder], enc.input, self._outputs[encoder], waveform)
 
@@ -168,7 +174,7 @@ class RunnerTokenizer(Tokenizer):
         self.batch, self.workers = 1, 1
         self._prepare(pack)
 
-    def _run(self, encoder: str, waveform: np.ndarray) -> Mapping[str, np.ndarray]:
+    def run_encoder(self, encoder: str, waveform: np.ndarray) -> Mapping[str, np.ndarray]:
         return self._runner(encoder, waveform)
 
 
@@ -177,19 +183,15 @@ def token_stream(pack: Pack, source: AudioSource, frames: Iterator[Frame]) -> To
     as ``frames`` pass."""
     info = source.info
     header = make_header(
-        {
-            "name": info.name,
-            "bytes": info.bytes,
-            "sha256": info.sha256,
-            "decoder": info.decoder,
-            "format": info.format,
-            "sample_rate": info.sample_rate,
-            "channels": info.channels,
-            "duration_s": info.duration_s,
-        },
-        {"name": pack.name, "manifest_sha256": pack.manifest_sha256},
-        pack.frame_rate,
-        {name: (s.levels, s.codebook_size) for name, s in pack.streams.items()},
+        pack,
+        name=info.name,
+        bytes=info.bytes,
+        sha256=info.sha256,
+        decoder=info.decoder,
+        format=info.format,
+        sample_rate=info.sample_rate,
+        channels=info.channels,
+        duration_s=info.duration_s,
     )
     return counted(
         header,
