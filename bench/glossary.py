@@ -43,7 +43,7 @@ from neural_audio_tokenizer.export import corpus  # noqa: E402
 from neural_audio_tokenizer.export.glossary import measure, name_profile  # noqa: E402
 from neural_audio_tokenizer.runtime import glossary as vocab  # noqa: E402
 
-SEED = 7332  # not the corpus's 0, not export/quality.py's 7331
+SEED = 7332  # not the corpus's 0, not evaluation/rendered.py's 7331
 INSTRUMENTS = ("piano", "strings", "drawbar_organ", "nylon_guitar", "choir", "brass")
 SECONDS = 3.0
 GOALS = {"chord": 0.80, "loudness": 0.85, "brightness": 0.85}

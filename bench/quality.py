@@ -1,6 +1,6 @@
 """Token quality of packs, the full evaluation (issue #7): one command, tables or JSON.
 
-Renders the evaluation clips once (export/quality.py: a corpus-style stability set and the
+Renders the evaluation clips once (evaluation/rendered.py: a corpus-style stability set and the
 8-instrument x 12-tune instrument set, all with seeds the built-in pack's codebooks never
 saw) and evaluates every pack on them: stability under gain, resampling, mixdown, MP3/OGG,
 a 10 ms shift and 40 dB SNR noise; instrument/melody distinctness; codebook utilization.
@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from neural_audio_tokenizer.export import quality  # noqa: E402
+from neural_audio_tokenizer.evaluation import rendered  # noqa: E402
 
 TINY = REPO / "tests" / "data" / "tiny_pack"
 NOTES = {
@@ -48,14 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     packs = args.pack or ["builtin", os.fspath(TINY)]
     log = lambda m: print(f"bench/quality: {m}", file=sys.stderr, flush=True)  # noqa: E731
 
-    spec = quality.QUICK if args.quick else quality.FULL
+    spec = rendered.QUICK if args.quick else rendered.FULL
     started = time.monotonic()
     log(f"rendering the {spec.name} set")
-    eval_set = quality.build_set(spec, args.workers)
+    eval_set = rendered.build_set(spec, args.workers)
     results = []
     for pack in packs:
         log(f"evaluating {pack}")
-        result = quality.evaluate(pack, eval_set, args.workers, log, args.device)
+        result = rendered.evaluate(pack, eval_set, args.workers, log, args.device)
         result["note"] = NOTES.get(os.fspath(pack), "")
         results.append(result)
     total = time.monotonic() - started
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"set": eval_set.describe(), "machine": machine, "total_s": round(total, 1), "packs": results}, indent=1))
         return 0
     for result in results:
-        print(quality.format_report(result))
+        print(rendered.format_report(result))
         if result["note"]:
             print(f"> {result['note']}\n")
     print(f"Total {total:.0f} s (rendering {eval_set.render_s:.0f} s) on {machine['cpus']} CPUs, {args.workers} workers.")

@@ -6,11 +6,11 @@ For each *encoder variant* (export/dsp.py constants changed before the graph is 
 pooled S/A features are collected once, through the runtime's FeaturePipeline and silence
 floor, for: the built-in corpus (seed 0, the fitting set), extra real music for fitting,
 the real-music evaluation excerpts as decoded and after MP3 / OGG / gain / resampling, and
-the GM evaluation sets of export/quality.py (stability clips after MP3 / OGG, the
+the GM evaluation sets of evaluation/rendered.py (stability clips after MP3 / OGG, the
 instrument set). Then for each *fit variant* (what the codebooks are fitted on, codes per
 level, feature weighting) it fits normalization and residual k-means exactly as
 export/builtin.py does and reports stability per level, distinctness (GM instrument from A,
-melody from S0 and S, real-music half/half) and change rates. Figures: docs/quality.md.
+melody from S0 and S, real-music half/half) and change rates. Figures: docs/rendered.md.
 
 Real music comes from Debian's warzone2100-music and hedgewars-data packages (nothing is
 committed); the evaluation excerpts are every third file, the fitting excerpts the files
@@ -33,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from neural_audio_tokenizer.codebooks.fit import apply_normalization, fit_normalization, fit_rvq  # noqa: E402
 from neural_audio_tokenizer.codebooks.quantize import quantize  # noqa: E402
-from neural_audio_tokenizer.export import builtin, dsp, music_eval, quality  # noqa: E402
+from neural_audio_tokenizer.evaluation import measures, music, perturbations, rendered  # noqa: E402
+from neural_audio_tokenizer.export import builtin, dsp  # noqa: E402
 from neural_audio_tokenizer.export.collect import ort_runner  # noqa: E402
 from neural_audio_tokenizer.export.glossary import SILENT_DB, name_profile  # noqa: E402
 from neural_audio_tokenizer.export.glossary import measure as glossary_measure  # noqa: E402
@@ -63,7 +64,7 @@ TRIAD_SEED = 4242  # bench/glossary.py's development seed (its evaluation seed 7
 def real_files(which: str) -> dict[str, list[Path]]:
     out = {}
     for name, folder in FOLDERS.items():
-        files = music_eval.find_audio(folder)
+        files = music.find_audio(folder)
         out[name] = files[0::3] if which == "eval" else files[1::3]
     return out
 
@@ -71,10 +72,10 @@ def real_files(which: str) -> dict[str, list[Path]]:
 def versions_of(x: np.ndarray, rate: int, i: int) -> dict[str, tuple[np.ndarray, int]]:
     return {
         "base": (x, rate),
-        "mp3": music_eval._mp3(x, rate, i)[:2],
-        "ogg": music_eval._ogg(x, rate, i)[:2],
-        "gain-6": (x * np.float32(10 ** (-6 / 20)), rate),
-        "resample": music_eval._resample(x, rate, i)[:2],
+        "mp3": (perturbations.mp3(x, rate)[0], rate),
+        "ogg": (perturbations.ogg(x, rate)[0], rate),
+        "gain-6": (perturbations.gain(x, -6), rate),
+        "resample": (perturbations.resample_round_trip(x, rate), rate),
     }
 
 
@@ -140,7 +141,7 @@ def collect(name: str, cache: Path, seconds: float, corpus_dir: Path, workers: i
 
     def real_job(item):
         tag, i, f, fit = item
-        x, rate = music_eval.load(f, seconds)
+        x, rate = music.load(f, seconds)
         vs = versions_of(x, rate, i)
         if fit:  # fitting needs the decoded file and its codec versions only
             vs = {v: vs[v] for v in ("base", "mp3", "ogg")}
@@ -148,14 +149,14 @@ def collect(name: str, cache: Path, seconds: float, corpus_dir: Path, workers: i
 
     jobs_real = [(f"real-eval/{folder}", i, f, False) for folder, fs in real_files("eval").items() for i, f in enumerate(fs)]
     jobs_real += [(f"real-fit/{folder}", i, f, True) for folder, fs in real_files("fit").items() for i, f in enumerate(fs)]
-    gm = quality.build_set(quality.FULL, workers)
+    gm = rendered.build_set(rendered.FULL, workers)
 
     def gm_job(item):
         kind, i, clip = item
         if kind == "inst":
-            return [(f"gm-inst/{i}/base", col.features(from_array(clip.audio.mean(axis=1), quality.RATE, "x")))]
-        vs = {"base": clip.audio, "mp3": quality._mp3(clip.audio, i)[0], "ogg": quality._ogg(clip.audio, i)[0]}
-        return [(f"gm-stab/{i}/{v}", col.features(from_array(y.mean(axis=1), quality.RATE, "x"))) for v, y in vs.items()]
+            return [(f"gm-inst/{i}/base", col.features(from_array(clip.audio.mean(axis=1), rendered.RATE, "x")))]
+        vs = {"base": clip.audio, "mp3": perturbations.mp3(clip.audio, rendered.RATE, block_s=None)[0], "ogg": perturbations.ogg(clip.audio, rendered.RATE, block_s=None)[0]}  # one write call, as rendered.CHANGES
+        return [(f"gm-stab/{i}/{v}", col.features(from_array(y.mean(axis=1), rendered.RATE, "x"))) for v, y in vs.items()]
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         measured = [(f"corpus/{k}", f) for k, f in enumerate(train)] + [(f"harmony/{k}", f) for k, f in enumerate(harmony_train)]
@@ -328,8 +329,8 @@ def measure(f: dict, fit: dict) -> dict:
                 for g, members in (("S", [n for n in names if n[0] == "S"]), ("A", [n for n in names if n[0] == "A"]), ("S+A", names)):
                     cols = [col[n] for n in members]
                     sizes = [max(fit["codes"][n[0]][int(n[1:])], 1) + 1 for n in members]
-                    halves[g] = round(100 * music_eval.halves_found([t + 1 for t in toks], cols, sizes), 1)
-                rates = music_eval.change_rates(toks, names, None)
+                    halves[g] = round(100 * measures.halves_found([t + 1 for t in toks], cols, sizes), 1)
+                rates = measures.change_rates(toks, names, None)
                 result.setdefault("halves", {})[label] = halves
                 result.setdefault("change_rate", {})[label] = {**{n: round(100 * v, 1) for n, v in rates["levels"].items()}, "rle": round(100 * rates["rle_folded"], 1)}
     # GM distinctness: instrument from A, melody from S0 and S
@@ -338,14 +339,14 @@ def measure(f: dict, fit: dict) -> dict:
     col = {n: i for i, n in enumerate(names)}
 
     def hist(members):
-        return np.concatenate([quality.histograms([t[:, col[n]] + 1 for t in inst], fit["codes"][n[0]][int(n[1:])] + 1) for n in members], axis=1)
+        return np.concatenate([measures.histograms([t[:, col[n]] + 1 for t in inst], fit["codes"][n[0]][int(n[1:])] + 1) for n in members], axis=1)
 
     result["chord"] = chord_naming(f, fit, *packs["S"])
     result["gm_nn"] = {
-        "instrument from A": round(100 * quality.nn_accuracy(hist([n for n in names if n[0] == "A"]), labels[:, 0]), 1),
-        "instrument from A0": round(100 * quality.nn_accuracy(hist(["A0"]), labels[:, 0]), 1),
-        "melody from S0": round(100 * quality.nn_accuracy(hist(["S0"]), labels[:, 1]), 1),
-        "melody from S": round(100 * quality.nn_accuracy(hist([n for n in names if n[0] == "S"]), labels[:, 1]), 1),
+        "instrument from A": round(100 * measures.nn_accuracy(hist([n for n in names if n[0] == "A"]), labels[:, 0]), 1),
+        "instrument from A0": round(100 * measures.nn_accuracy(hist(["A0"]), labels[:, 0]), 1),
+        "melody from S0": round(100 * measures.nn_accuracy(hist(["S0"]), labels[:, 1]), 1),
+        "melody from S": round(100 * measures.nn_accuracy(hist([n for n in names if n[0] == "S"]), labels[:, 1]), 1),
     }
     return result
 
@@ -385,7 +386,7 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--json", type=Path, help="append results here (one JSON object per line)")
     args = p.parse_args()
-    print(f"machine: {music_eval.machine()}", file=sys.stderr)
+    print(f"machine: {measures.machine()}", file=sys.stderr)
     for enc in args.encoders.split(","):
         f = collect(enc, args.cache, args.seconds, args.cache / "corpus", args.workers)
         for fit in args.fits.split(";"):

@@ -137,3 +137,51 @@ def test_tokenizing_does_load_onnxruntime():
     """The check above can fail: the same probe sees onnxruntime when nat really tokenizes."""
     code, loaded = loaded_by("-o", "/dev/null", str(DATA / "clip.flac"))
     assert code == 0 and "onnxruntime" in loaded
+
+
+# --- evaluation/: torch-free, below export/ (issue #22) ---------------------------------------
+
+
+def module_level_imports(path: Path, source: str | None = None) -> set[str]:
+    """Like imports(), but only what runs when ``path`` is imported: nothing inside a function."""
+    tree = ast.parse(path.read_text() if source is None else source, str(path))
+    package = module_name(path).split(".")[: None if path.name == "__init__.py" else -1]
+    found: set[str] = set()
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+        else:
+            todo.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def test_the_module_level_scan_skips_functions_only():
+    probe = PACKAGE / "evaluation" / "probe.py"
+    source = "import numpy\nfrom ..export import corpus\nif True:\n    import mido\nclass C:\n    import soxr\ndef f():\n    import torch\n"
+    assert module_level_imports(probe, source) == {"numpy", "neural_audio_tokenizer.export", "neural_audio_tokenizer.export.corpus", "mido", "soxr"}
+
+
+@pytest.mark.parametrize("path", modules("evaluation"), ids=lambda p: module_name(p))
+def test_evaluation_is_torch_free_and_imports_export_only_inside_functions(path):
+    anywhere = {n for n in imports(path) if n.startswith(("neural_audio_tokenizer.cli", "neural_audio_tokenizer.integrations")) or n.split(".")[0] in ("torch", "transformers")}
+    assert not anywhere, f"{module_name(path)} imports {sorted(anywhere)}: evaluation needs neither the tools nor torch"
+    at_import = module_level_imports(path)
+    export = {n for n in at_import if n.startswith("neural_audio_tokenizer.export")}
+    assert not export, f"{module_name(path)} imports {sorted(export)} when imported: evaluation sits below export (inside a function only)"
+    third_party = {n.split(".")[0] for n in at_import} - set(sys.stdlib_module_names) - {"neural_audio_tokenizer", "__future__", ""}
+    assert third_party <= ALLOWED_THIRD_PARTY, f"{module_name(path)} imports {sorted(third_party - ALLOWED_THIRD_PARTY)} when imported: a runtime-only venv must load it"
+
+
+def test_the_library_never_imports_the_evaluation():
+    offenders = {module_name(p): sorted(n for n in imports(p) if n.startswith("neural_audio_tokenizer.evaluation")) for p in modules(*LIBRARY)}
+    assert not {m: n for m, n in offenders.items() if n}, "the evaluation builds on the library, never the reverse"

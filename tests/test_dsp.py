@@ -211,7 +211,7 @@ def test_builtin_pack_codes_per_level_and_silence_floor():
     """64 / 128 / 256 / 256 codes per level (export/codec_noise.py: a smaller level repeats its
     codes, which are never chosen), and the silence floor recorded in the manifest."""
     from neural_audio_tokenizer.export.builtin import CODES
-    from neural_audio_tokenizer.export.quality import reachable_codes
+    from neural_audio_tokenizer.evaluation.measures import reachable_codes
 
     pack = load_pack(PACK)
     assert pack.manifest["silence"]["floor_dbfs"] == pack.silence_floor_dbfs == -70.0

@@ -1,4 +1,4 @@
-"""``nat-export eval PACK --audio DIR`` (export/music_eval.py) on a small generated folder."""
+"""``nat-export eval PACK --audio DIR`` (evaluation/music.py) on a small generated folder."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 import soundfile as sf
 
 from conftest import DATA
-from neural_audio_tokenizer.export import music_eval, quality
+from neural_audio_tokenizer.evaluation import main as eval_cli
+from neural_audio_tokenizer.evaluation import measures, music, perturbations
 
 LEVELS = ["S0", "S1", "S2", "S3", "A0", "A1", "A2", "A3"]
 
@@ -40,7 +41,7 @@ def folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def result(folder):
-    return music_eval.evaluate_folder(None, folder, workers=2)
+    return music.evaluate_folder(None, folder, workers=2)
 
 
 def test_every_change_is_measured_and_well_formed(result):
@@ -49,7 +50,7 @@ def test_every_change_is_measured_and_well_formed(result):
     assert [k["file"] for k in result["set"]["skipped"]] == ["broken.wav"]
     assert result["set"]["rates"] == [22050, 44100, 48000] and result["set"]["channels"] == [1, 2]
     rows = {r["change"]: r for r in result["stability"]}
-    assert list(rows) == list(music_eval.CHANGES)
+    assert list(rows) == list(music.CHANGES)
     for r in rows.values():
         assert r["frames"] > 0 and set(r["agreement"]) == set(LEVELS)
         assert all(0.0 <= r["worst_clip"][k] <= v <= 1.0 for k, v in r["agreement"].items())
@@ -77,12 +78,12 @@ def test_halves_found_on_known_tokens():
     a = np.array([[0], [0], [0], [1]])
     b = np.array([[5], [5], [5], [6]])
     c = np.array([[2], [2], [9], [9]])
-    found = music_eval.halves_found([a, b, c], [0], [10])
+    found = measures.halves_found([a, b, c], [0], [10])
     assert found == pytest.approx(4 / 6)  # a's and b's halves find each other, c's do not (a tie goes to the lowest index)
 
 
 def test_report_and_cli(folder, capsys):
-    assert quality.main(["builtin", "--audio", str(folder), "--max-files", "1", "--max-seconds", "3"]) == quality.EXIT_OK
+    assert eval_cli.main(["builtin", "--audio", str(folder), "--max-files", "1", "--max-seconds", "3"]) == eval_cli.EXIT_OK
     out = capsys.readouterr().out
     for heading in ("### Stability", "### Distinctness", "### Change rate", "### Goals"):
         assert heading in out
@@ -91,7 +92,7 @@ def test_report_and_cli(folder, capsys):
 
 @pytest.mark.parametrize("args", [["--audio", "/no/such/folder"], ["--audio", str(DATA / "tiny_pack")], ["--audio", ".", "--max-seconds", "0"]])
 def test_cli_errors_are_one_line(args, capsys):
-    assert quality.main(["builtin", *args]) == quality.EXIT_USAGE
+    assert eval_cli.main(["builtin", *args]) == eval_cli.EXIT_USAGE
     err = capsys.readouterr().err
     assert err.startswith("nat-export eval: ") and len(err.strip().splitlines()) == 1
 
@@ -99,7 +100,7 @@ def test_cli_errors_are_one_line(args, capsys):
 def test_long_stereo_vorbis_round_trip_is_written_in_blocks():
     """libsndfile 1.2 crashed writing 90 s of stereo Vorbis in one call; in 1 s blocks it works."""
     x = (np.random.default_rng(0).standard_normal((91 * 8000, 2)) * 0.1).astype(np.float32)
-    y, kbps = music_eval.codec_round_trip(x, 8000, "OGG", "VORBIS", compression_level=0.6)
+    y, kbps = perturbations.codec_round_trip(x, 8000, "OGG", "VORBIS", compression_level=0.6)
     assert y.shape == x.shape and kbps > 0
 
 
@@ -117,7 +118,7 @@ def test_real_music_codec_and_silence_stability():
     tok = Tokenizer.load(None, threads=1)
     agree = {"MP3 128 kbit/s": [], "OGG Vorbis": [], "dither pad": []}
     for i, path in enumerate(fs[0] for fs in files.values()):
-        r = music_eval.measure_file(tok, path, i, 20.0)
+        r = music.measure_file(tok, path, i, 20.0)
         for change in agree:
             agree[change].append(r.compared[change][0])
     rate = {c: np.concatenate(v).mean(axis=0) for c, v in agree.items()}

@@ -12,8 +12,8 @@ same bytes.
 Streams: S = ``semantic`` (12-bin chroma, ~1 s context) pooled by mean; A = ``acoustic``
 (mel cepstra c0..c7 and the level envelope) pooled by mean *and* standard deviation over
 the 0.2 s frame, since how a timbre moves within a frame (attack, vibrato) helps tell
-instruments apart. What the streams carry was chosen with ``nat-export eval`` (export/
-quality.py, docs/quality.md), whose clips are rendered with other seeds than this corpus:
+instruments apart. What the streams carry was chosen with ``nat-export eval`` (evaluation/
+rendered.py, docs/quality.md), whose clips are rendered with other seeds than this corpus:
 on its instrument set (8 instruments x 12 tunes in all 12 keys) the A stream names the
 instrument of every clip by nearest neighbour (82 % with the former 20 cepstra, whose upper
 half followed pitch), and S0 names the tune (73 %) far more often than the instrument

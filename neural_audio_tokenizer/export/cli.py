@@ -80,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("glossary", help="write a glossary of what each level-0 code's corpus frames measured into a pack (no torch needed)", add_help=False)
 
-    e = sub.add_parser("eval", help="token quality report (neural_audio_tokenizer.export.quality)", add_help=False)
+    e = sub.add_parser("eval", help="token quality report, no torch needed (neural_audio_tokenizer.evaluation)", add_help=False)
     e.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
 
@@ -166,15 +166,9 @@ def _publish(args) -> int:
 
 
 def _eval(rest: list[str]) -> int:
-    import importlib
+    from ..evaluation.main import main as eval_main
 
-    try:
-        module = importlib.import_module("neural_audio_tokenizer.export.quality")
-    except ModuleNotFoundError as exc:
-        if exc.name != "neural_audio_tokenizer.export.quality":
-            raise
-        return _fail("'eval' is not available in this version (no neural_audio_tokenizer.export.quality module)", EXIT_USAGE)
-    return int(module.main(rest) or 0)
+    return int(eval_main(rest) or 0)
 
 
 def _fail(message: str, code: int) -> int:
@@ -184,7 +178,7 @@ def _fail(message: str, code: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "eval":  # everything after 'eval' belongs to the quality tool
+    if argv and argv[0] == "eval":  # everything after 'eval' belongs to the evaluation (torch-free)
         return _eval(argv[1:])
     if argv and argv[0] == "glossary":  # runtime only: works without torch
         from .glossary import main as glossary_main

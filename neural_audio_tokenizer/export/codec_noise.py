@@ -34,16 +34,16 @@ import numpy as np
 
 from ..codebooks.fit import apply_normalization, fit_rvq
 from ..codebooks.quantize import quantize
+from ..evaluation import music
 from ..runtime.audio import AudioSource, from_array
 from ..runtime.features import EncoderRun, FeaturePipeline
 from ..runtime.silence import DEFAULT_FLOOR_DBFS, SilenceGate
-from . import music_eval
 from .corpus import CorpusError
 
 MUSIC_PACKAGES = {"warzone2100-music": "/usr/share/games/warzone2100/music", "hedgewars-data": "/usr/share/games/hedgewars/Data/Music"}
 INSTALL_HINT = "apt-get install warzone2100-music hedgewars-data"
 SECONDS = 40.0  # excerpt of each real file used for the weights
-CODECS = ("MP3 128 kbit/s", "OGG Vorbis")  # music_eval.CHANGES rows whose noise the weights measure
+CODECS = ("MP3 128 kbit/s", "OGG Vorbis")  # music.CHANGES rows whose noise the weights measure
 
 
 def music_files(which: str = "fit") -> dict[str, list[Path]]:
@@ -52,7 +52,7 @@ def music_files(which: str = "fit") -> dict[str, list[Path]]:
     for package, folder in MUSIC_PACKAGES.items():
         if not Path(folder).is_dir():
             raise CorpusError(f"real music for the built-in recipe is missing ({folder}); install it with: {INSTALL_HINT}")
-        files = music_eval.find_audio(folder)
+        files = music.find_audio(folder)
         out[package] = files[1::3] if which == "fit" else files[0::3]
     return out
 
@@ -84,12 +84,12 @@ def codec_pairs(pipeline: FeaturePipeline, run: EncoderRun, files: Sequence[Path
     base: dict[str, list[np.ndarray]] = {s: [] for s in pipeline.routes}
     change: dict[str, list[np.ndarray]] = {s: [] for s in pipeline.routes}
     for i, path in enumerate(files):
-        x, rate = music_eval.load(path, seconds)
+        x, rate = music.load(path, seconds)
         clean = sounding_features(pipeline, run, [from_array(x.mean(axis=1), rate, path.name)])
         for s in base:
             base[s].append(clean[s])
         for codec in CODECS:
-            y, y_rate, _ = music_eval.CHANGES[codec].change(x, rate, i)
+            y, y_rate, _ = music.CHANGES[codec].change(x, rate, i)
             coded = sounding_features(pipeline, run, [from_array(y.mean(axis=1), y_rate, path.name)])
             for s in change:
                 n = min(len(coded[s]), len(clean[s]))

@@ -1,12 +1,13 @@
-"""Token quality of a pack, measured: the same sound gives the same tokens, different sounds
-give different tokens, and the codebooks are used.
+"""Token quality of a pack on rendered clips, measured: the same sound gives the same tokens,
+different sounds give different tokens, and the codebooks are used.
 
-    nat-export eval [PACK] [--quick] [--json]
-    python -m neural_audio_tokenizer.export.quality [PACK] [--quick] [--json]
+    nat-export eval [PACK] [--quick] [--json]        (evaluation/main.py)
 
 Needs only the runtime and the corpus renderer (numpy, onnxruntime, soundfile, soxr, mido,
 and the apt packages fluidsynth + fluid-soundfont-gm): no torch, so any pack, built-in or
-exported, is evaluated the same way. Every clip is rendered here from seeded MIDI, so the
+exported, is evaluated the same way. The renderer is export/corpus.py, imported inside the
+functions that use it (evaluation sits below export); :func:`check_renderer` says in one line
+what is missing. Every clip is rendered here from seeded MIDI, so the
 numbers are reproducible; the seeds differ from the built-in pack's codebook-fitting
 corpus (``export/builtin.py`` renders ``corpus.plan_clip(i, seed=0)``; evaluation uses
 ``EVAL_SEED``), so no evaluation clip was seen by the fit.
@@ -38,12 +39,8 @@ Three measurements (docs/quality.md has the full tables and how to read them):
 
 from __future__ import annotations
 
-import argparse
-import io
-import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -55,9 +52,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from . import corpus
+from .measures import entropy, histograms, mutual_information, nn_accuracy, nn_chance, pct, reachable_codes, tokenize, utilization
+from .perturbations import Perturbation, codec_change, gain_change, left_change, mono_change, mp3, noise_change, ogg, resample_change, shift_change
 
-EXIT_OK, EXIT_GOALS, EXIT_USAGE = 0, 1, 2
 RATE = 44100  # evaluation clips: 44.1 kHz stereo float, the common file format
 EVAL_SEED = 7331  # the built-in pack's fitting corpus uses seed 0: different clips, different notes
 PERMUTATIONS = 50  # label permutations for the chance level of mutual information
@@ -88,8 +85,6 @@ INSTRUMENT_SET: dict[str, tuple[str, int | None]] = {
     "bass": ("finger_bass", 2),
     "synth_pad": ("warm_pad", 4),
 }
-# The drum kit plays a tune's rhythm: scale step -> kick, snare, hats, toms, ride.
-DRUM_VOICES = (corpus.KICK, corpus.SNARE, corpus.CLOSED_HAT, corpus.LOW_TOM, corpus.HIGH_TOM, corpus.OPEN_HAT, corpus.RIDE)
 KEYS = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
 # The goals of issue #7 (any pack is measured against them; the built-in pack is held to them).
@@ -134,8 +129,22 @@ class EvalSet:
 # --- rendering ----------------------------------------------------------------------------
 
 
+def check_renderer() -> None:
+    """A one-line corpus.CorpusError naming what rendering lacks (mido, the fluidsynth program,
+    the GM soundfont) and how to get it; nothing when all is there."""
+    from ..export import corpus
+
+    try:
+        import mido  # noqa: F401  (corpus.write_midi imports it only inside the render threads)
+    except ImportError:
+        raise corpus.CorpusError("rendering the evaluation set needs mido: pip install mido (or the [export] extra)") from None
+    corpus.tools()
+
+
 def finish(samples: np.ndarray, seconds: float, rate: int = RATE) -> np.ndarray:
     """[n, 2] float32: exact length, 10 ms fade-out, peak at corpus.PEAK (-6 dBFS), like the corpus."""
+    from ..export import corpus
+
     x = np.asarray(samples, dtype=np.float64)
     if x.ndim == 1:
         x = np.repeat(x[:, None], 2, axis=1)
@@ -149,8 +158,10 @@ def finish(samples: np.ndarray, seconds: float, rate: int = RATE) -> np.ndarray:
     return x.astype(np.float32)
 
 
-def render_audio(parts: Sequence[corpus.Part], tempo: float, seconds: float, reverb: bool = False) -> np.ndarray:
-    """FluidSynth, as corpus.render_parts does, but at 44.1 kHz and kept stereo, in memory."""
+def render_audio(parts: Sequence, tempo: float, seconds: float, reverb: bool = False) -> np.ndarray:
+    """FluidSynth, as corpus.render_parts does (``parts``: corpus.Part), but at 44.1 kHz and kept stereo, in memory."""
+    from ..export import corpus
+
     exe, font = corpus.tools()
     with tempfile.TemporaryDirectory(prefix="nat-eval-") as tmp:
         mid, wav = Path(tmp, "clip.mid"), Path(tmp, "clip.wav")
@@ -169,6 +180,8 @@ def render_audio(parts: Sequence[corpus.Part], tempo: float, seconds: float, rev
 def recipe_audio(index: int, seconds: float) -> Clip:
     """Corpus clip ``index`` of the evaluation seed, with the same parts as
     corpus.render_recipe builds, rendered by :func:`render_audio` (44.1 kHz stereo)."""
+    from ..export import corpus
+
     recipe = corpus.plan_clip(index, EVAL_SEED)
     rng = np.random.default_rng([EVAL_SEED, recipe.index, 1])
     k, mode, tempo = recipe.key, recipe.mode, recipe.tempo
@@ -195,6 +208,8 @@ def recipe_audio(index: int, seconds: float) -> Clip:
 
 def tune_plans(n: int) -> list[dict]:
     """``n`` tunes, each with its own key (no two alike), tempo and 8-beat melody; major and minor alternate."""
+    from ..export import corpus
+
     keys = np.random.default_rng([EVAL_SEED, 1]).permutation(len(KEYS))
     out = []
     for j in range(n):
@@ -207,12 +222,16 @@ def tune_plans(n: int) -> list[dict]:
 
 
 def instrument_audio(cls: str, tune: dict, index: int, seconds: float) -> Clip:
+    from ..export import corpus
+
+    # The drum kit plays a tune's rhythm: scale step -> kick, snare, hats, toms, ride.
+    drum_voices = (corpus.KICK, corpus.SNARE, corpus.CLOSED_HAT, corpus.LOW_TOM, corpus.HIGH_TOM, corpus.OPEN_HAT, corpus.RIDE)
     program, octave = INSTRUMENT_SET[cls]
     velocity = int(np.random.default_rng([EVAL_SEED, 2, index]).integers(70, 111))
     if octave is None:  # the drum kit plays the tune's rhythm
         events = corpus.melody_events(tune["melody"], tune["key"], seconds, tune["tempo"], octave=4, velocity=velocity)
         root = corpus.tonic(tune["key"], 4)
-        notes = tuple(corpus.NoteEvent(e.start, min(e.beats, 0.25), DRUM_VOICES[(e.pitch - root) % len(DRUM_VOICES)], e.velocity) for e in events)
+        notes = tuple(corpus.NoteEvent(e.start, min(e.beats, 0.25), drum_voices[(e.pitch - root) % len(drum_voices)], e.velocity) for e in events)
     else:
         notes = corpus.melody_events(tune["melody"], tune["key"], seconds, tune["tempo"], octave=octave, velocity=velocity)
     labels = {"instrument": cls, "melody": tune["tune"], "key": tune["key"], "tempo": tune["tempo"], "velocity": velocity}
@@ -221,7 +240,7 @@ def instrument_audio(cls: str, tune: dict, index: int, seconds: float) -> Clip:
 
 def build_set(spec: SetSpec = FULL, workers: int = 2) -> EvalSet:
     """Render every evaluation clip (in memory), ``workers`` FluidSynth processes at a time."""
-    corpus.tools()
+    check_renderer()
     started = time.monotonic()
     tunes = tune_plans(spec.tunes)
     jobs: list[Callable[[], Clip]] = [lambda i=i: recipe_audio(i, spec.stability_seconds) for i in spec.stability_clips]
@@ -236,92 +255,21 @@ def build_set(spec: SetSpec = FULL, workers: int = 2) -> EvalSet:
 # --- changes -------------------------------------------------------------------------------
 
 
-def _codec(x: np.ndarray, fmt: str, subtype: str, **options) -> tuple[np.ndarray, float]:
-    """A round trip through an in-memory file: (decoded [n, 2], bit rate in kbit/s)."""
-    buf = io.BytesIO()
-    sf.write(buf, x, RATE, format=fmt, subtype=subtype, **options)
-    kbps = len(buf.getvalue()) * 8 / (len(x) / RATE) / 1000
-    buf.seek(0)
-    y, rate = sf.read(buf, dtype="float32", always_2d=True)
-    assert rate == RATE
-    return y, kbps
-
-
-def _noise(x: np.ndarray, snr_db: float, seed: int) -> np.ndarray:
-    mix = x.astype(np.float64).mean(axis=1)
-    power = float(np.mean(mix**2))
-    noise = np.random.default_rng([EVAL_SEED, 3, seed]).standard_normal(len(x)) * np.sqrt(power / 10 ** (snr_db / 10))
-    return (x + noise[:, None]).astype(np.float32)
-
-
-def _mp3(x: np.ndarray, i: int) -> tuple[np.ndarray, int, dict]:
-    y, kbps = _codec(x, "MP3", "MPEG_LAYER_III", bitrate_mode="CONSTANT", compression_level=0.65)
-    return y, RATE, {"kbps": kbps}
-
-
-def _ogg(x: np.ndarray, i: int) -> tuple[np.ndarray, int, dict]:
-    y, kbps = _codec(x, "OGG", "VORBIS", compression_level=0.6)
-    return y, RATE, {"kbps": kbps}
-
-
-def _resample(x: np.ndarray, i: int) -> tuple[np.ndarray, int, dict]:
-    down = soxr.resample(x, RATE, RATE // 2, quality="HQ")
-    return soxr.resample(down, RATE // 2, RATE, quality="HQ"), RATE, {}
-
-
-def _delay(x: np.ndarray, i: int) -> tuple[np.ndarray, int, dict]:
-    return np.concatenate([np.zeros((RATE // 100, x.shape[1]), np.float32), x]), RATE, {}
-
-
-# name -> (what it does, function(audio [n, 2], clip number) -> (audio, rate, extra facts))
-CHANGES: dict[str, tuple[str, Callable[[np.ndarray, int], tuple[np.ndarray, int, dict]]]] = {
-    "gain -6 dB": ("samples x 10^(-6/20)", lambda x, i: (x * np.float32(10 ** (-6 / 20)), RATE, {})),
-    "gain +3 dB": ("samples x 10^(3/20) (peak -3 dBFS, no clipping)", lambda x, i: (x * np.float32(10 ** (3 / 20)), RATE, {})),
-    "resample 22.05 kHz": ("44.1 -> 22.05 -> 44.1 kHz, soxr HQ", _resample),
-    "mono mixdown": ("(L+R)/2 as a mono signal", lambda x, i: (x.mean(axis=1, dtype=np.float64).astype(np.float32), RATE, {})),
-    "left channel": ("the left channel alone, as a mono recording", lambda x, i: (np.ascontiguousarray(x[:, 0]), RATE, {})),
-    "MP3 128 kbit/s": ("soundfile MP3 (LAME) CBR, compression_level 0.65, and back", _mp3),
-    "OGG Vorbis": ("soundfile OGG Vorbis, compression_level 0.6, and back", _ogg),
-    "shift 10 ms": ("10 ms of silence prepended; frame k vs frame k (0.05 frame offset)", _delay),
-    "noise 40 dB SNR": ("seeded white noise, 40 dB under the clip's mean power", lambda x, i: (_noise(x, 40.0, i), RATE, {})),
+# name -> what it does and how (evaluation/perturbations.py); every clip is at RATE
+CHANGES: dict[str, Perturbation] = {
+    "gain -6 dB": Perturbation("samples x 10^(-6/20)", gain_change(-6)),
+    "gain +3 dB": Perturbation("samples x 10^(3/20) (peak -3 dBFS, no clipping)", gain_change(3)),
+    "resample 22.05 kHz": Perturbation("44.1 -> 22.05 -> 44.1 kHz, soxr HQ", resample_change),
+    "mono mixdown": Perturbation("(L+R)/2 as a mono signal", mono_change),
+    "left channel": Perturbation("the left channel alone, as a mono recording", left_change),
+    "MP3 128 kbit/s": Perturbation("soundfile MP3 (LAME) CBR, compression_level 0.65, and back", codec_change(mp3, block_s=None)),
+    "OGG Vorbis": Perturbation("soundfile OGG Vorbis, compression_level 0.6, and back", codec_change(ogg, block_s=None)),
+    "shift 10 ms": Perturbation("10 ms of silence prepended; frame k vs frame k (0.05 frame offset)", shift_change),
+    "noise 40 dB SNR": Perturbation("seeded white noise, 40 dB under the clip's mean power", noise_change(40.0, (EVAL_SEED, 3))),
 }
 
 
-# --- metrics ------------------------------------------------------------------------------
-
-
-def histograms(tokens: Sequence[np.ndarray], codes: int) -> np.ndarray:
-    """[clips, codes]: each clip's token counts / frames, square-rooted (Hellinger embedding)."""
-    return np.sqrt(np.stack([np.bincount(t, minlength=codes)[:codes] / max(1, len(t)) for t in tokens]))
-
-
-def nn_accuracy(features: np.ndarray, labels: Sequence) -> float:
-    """Leave-one-out nearest-neighbour accuracy (Euclidean; ties: the lowest index)."""
-    x = np.asarray(features, dtype=np.float64)
-    d = np.sum(x**2, axis=1)[:, None] + np.sum(x**2, axis=1)[None, :] - 2 * x @ x.T
-    np.fill_diagonal(d, np.inf)
-    nearest = np.argmin(d, axis=1)
-    y = np.asarray(labels)
-    return float(np.mean(y[nearest] == y))
-
-
-def nn_chance(labels: Sequence) -> float:
-    """Accuracy of a random neighbour: the share of other clips in a clip's class."""
-    y = np.asarray(labels)
-    return float(np.mean([(np.sum(y == v) - 1) / (len(y) - 1) for v in y]))
-
-
-def _entropy(counts: np.ndarray) -> float:
-    p = counts[counts > 0] / counts.sum()
-    return float(-np.sum(p * np.log(p)))
-
-
-def mutual_information(tokens: np.ndarray, labels: np.ndarray) -> float:
-    """Plug-in I(T; Y) in nats from paired integer arrays."""
-    _, t = np.unique(tokens, return_inverse=True)
-    _, y = np.unique(labels, return_inverse=True)
-    joint = np.bincount(t * (y.max() + 1) + y, minlength=(t.max() + 1) * (y.max() + 1)).reshape(t.max() + 1, y.max() + 1)
-    return _entropy(joint.sum(axis=1)) + _entropy(joint.sum(axis=0)) - _entropy(joint.ravel())
+# --- measures only the rendered set has (labels) ----------------------------------------------
 
 
 def label_information(clip_tokens: Sequence[np.ndarray], clip_labels: Sequence, seed: int = 0) -> dict:
@@ -334,32 +282,14 @@ def label_information(clip_tokens: Sequence[np.ndarray], clip_labels: Sequence, 
     _, codes = np.unique(np.asarray(clip_labels), return_inverse=True)
     lengths = [len(t) for t in clip_tokens]
     y = np.repeat(codes, lengths)
-    h = _entropy(np.bincount(y))
+    h = entropy(np.bincount(y))
     mi = mutual_information(frames, y)
     rng = np.random.default_rng([EVAL_SEED, 4, seed])
     chance = float(np.mean([mutual_information(frames, np.repeat(rng.permutation(codes), lengths)) for _ in range(PERMUTATIONS)]))
     return {"nmi": mi / h if h > 0 else 0.0, "ami": (mi - chance) / (h - chance) if h > chance else 0.0, "chance_nmi": chance / h if h > 0 else 0.0}
 
 
-def reachable_codes(book: np.ndarray) -> int:
-    """Codes a level can choose: its distinct entries (a level with fewer codes repeats them,
-    export/codec_noise.py, and a repeat never wins: ties go to the lowest index)."""
-    return int(len(np.unique(np.asarray(book), axis=0)))
-
-
-def utilization(tokens: np.ndarray, codes: int) -> dict:
-    counts = np.bincount(tokens, minlength=codes)
-    used = int(np.sum(counts > 0))
-    return {"codes": codes, "used": used, "dead": codes - used, "dead_share": (codes - used) / codes, "perplexity": float(np.exp(_entropy(counts)))}
-
-
 # --- evaluation ---------------------------------------------------------------------------
-
-
-def _tokenize(tok, audio: np.ndarray, rate: int) -> np.ndarray:
-    """[frames, levels S + levels A] int64."""
-    frames = list(tok.encode((audio, rate), name="eval"))
-    return np.array([f.S + f.A for f in frames], dtype=np.int64)
 
 
 def evaluate(pack: str | os.PathLike | None, eval_set: EvalSet, workers: int = 2, log: Callable[[str], None] = lambda m: None, device: str = "cpu") -> dict:
@@ -376,12 +306,12 @@ def evaluate(pack: str | os.PathLike | None, eval_set: EvalSet, workers: int = 2
     pool = ThreadPoolExecutor(max_workers=max(1, workers))
 
     log(f"tokenizing {len(eval_set.stability)} stability clips x {len(CHANGES) + 1} versions")
-    base = list(pool.map(lambda c: _tokenize(tok, c.audio, RATE), eval_set.stability))
+    base = list(pool.map(lambda c: tokenize(tok, c.audio, RATE), eval_set.stability))
     rows = []
-    for change, (what, fn) in CHANGES.items():
+    for change, p in CHANGES.items():
         def one(i: int):
-            audio, rate, extra = fn(eval_set.stability[i].audio, i)
-            return _tokenize(tok, audio, rate), extra
+            audio, rate, extra = p.change(eval_set.stability[i].audio, RATE, i)
+            return tokenize(tok, audio, rate), extra
 
         results = list(pool.map(one, range(len(base))))
         same = np.zeros(len(names))
@@ -393,7 +323,7 @@ def evaluate(pack: str | os.PathLike | None, eval_set: EvalSet, workers: int = 2
             same += eq.sum(axis=0)
             frames += n
             per_clip.append(eq.mean(axis=0))
-        row = {"change": change, "how": what, "frames": frames,
+        row = {"change": change, "how": p.how, "frames": frames,
                "agreement": {n: float(same[i] / frames) for i, n in enumerate(names)},
                "worst_clip": {n: float(min(p[i] for p in per_clip)) for i, n in enumerate(names)}}
         kbps = [extra["kbps"] for _, extra in results if "kbps" in extra]
@@ -402,7 +332,7 @@ def evaluate(pack: str | os.PathLike | None, eval_set: EvalSet, workers: int = 2
         rows.append(row)
 
     log(f"tokenizing {len(eval_set.instruments)} instrument-set clips")
-    inst = list(pool.map(lambda c: _tokenize(tok, c.audio, RATE), eval_set.instruments))
+    inst = list(pool.map(lambda c: tokenize(tok, c.audio, RATE), eval_set.instruments))
     pool.shutdown()
     targets = {"instrument": [c.labels["instrument"] for c in eval_set.instruments], "melody": [c.labels["melody"] for c in eval_set.instruments]}
     hist = {n: histograms([t[:, col[n]] for t in inst], sizes[n[0]]) for n in names}
@@ -467,11 +397,8 @@ def check_goals(result: dict) -> list[dict]:
     return out
 
 
+
 # --- report -------------------------------------------------------------------------------
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}"
 
 
 def format_report(result: dict) -> str:
@@ -485,16 +412,16 @@ def format_report(result: dict) -> str:
     lines.append("|---|" + "---:|" * len(names) + "---|")
     for r in result["stability"]:
         how = r["how"] + (f"; {r['kbps']:.0f} kbit/s measured" if "kbps" in r else "")
-        lines.append(f"| {r['change']} | " + " | ".join(_pct(r["agreement"][n]) for n in names) + f" | {how} |")
+        lines.append(f"| {r['change']} | " + " | ".join(pct(r["agreement"][n]) for n in names) + f" | {how} |")
     d = result["distinctness"]
     lines += ["", f"### Distinctness: instrument set ({d['clips']} clips: {len(s['instrument_classes'])} instruments x {len(s['tunes'])} tunes, {s['instrument_seconds']:g} s each)", ""]
-    lines.append(f"Leave-one-out nearest-neighbour accuracy of per-clip token histograms, % (chance: instrument {_pct(d['nn_chance']['instrument'])}, melody {_pct(d['nn_chance']['melody'])}):")
+    lines.append(f"Leave-one-out nearest-neighbour accuracy of per-clip token histograms, % (chance: instrument {pct(d['nn_chance']['instrument'])}, melody {pct(d['nn_chance']['melody'])}):")
     lines.append("")
     cols = ["S", "A"] + names
     lines.append("| label | " + " | ".join(cols) + " |")
     lines.append("|---|" + "---:|" * len(cols))
     for target in ("instrument", "melody"):
-        lines.append(f"| {target} | " + " | ".join(_pct(d["nn_accuracy"][c][target]) for c in cols) + " |")
+        lines.append(f"| {target} | " + " | ".join(pct(d["nn_accuracy"][c][target]) for c in cols) + " |")
     lines += ["", "Per-frame information the tokens carry about the label: AMI (chance-corrected; NMI = I/H(label) in brackets):", ""]
     lines.append("| label | " + " | ".join(names) + " |")
     lines.append("|---|" + "---:|" * len(names))
@@ -502,88 +429,21 @@ def format_report(result: dict) -> str:
         lines.append(f"| {target} | " + " | ".join(f"{d['information'][n][target]['ami']:.2f} ({d['information'][n][target]['nmi']:.2f})" for n in names) + " |")
     v = d["verdict"]
     lines += ["", f"S follows what is played (melody) more than who plays it: {'yes' if v['S_follows_melody_nn'] and v['S0_follows_melody_ami'] else 'no'} "
-              f"(NN {_pct(d['nn_accuracy']['S']['melody'])} vs {_pct(d['nn_accuracy']['S']['instrument'])}; S0 AMI {d['information']['S0']['melody']['ami']:.2f} vs {d['information']['S0']['instrument']['ami']:.2f}). "
+              f"(NN {pct(d['nn_accuracy']['S']['melody'])} vs {pct(d['nn_accuracy']['S']['instrument'])}; S0 AMI {d['information']['S0']['melody']['ami']:.2f} vs {d['information']['S0']['instrument']['ami']:.2f}). "
               f"A follows who plays (instrument) more than what: {'yes' if v['A_follows_instrument_nn'] and v['A0_follows_instrument_ami'] else 'no'} "
-              f"(NN {_pct(d['nn_accuracy']['A']['instrument'])} vs {_pct(d['nn_accuracy']['A']['melody'])}; A0 AMI {d['information']['A0']['instrument']['ami']:.2f} vs {d['information']['A0']['melody']['ami']:.2f})."]
+              f"(NN {pct(d['nn_accuracy']['A']['instrument'])} vs {pct(d['nn_accuracy']['A']['melody'])}; A0 AMI {d['information']['A0']['instrument']['ami']:.2f} vs {d['information']['A0']['melody']['ami']:.2f})."]
     u = result["utilization"]
     lines += ["", f"### Utilization ({u['clips']} clips, {u['frames']} frames)", ""]
     lines.append("| | " + " | ".join(names) + " |")
     lines.append("|---|" + "---:|" * len(names))
     lines.append("| codes used | " + " | ".join(f"{u['levels'][n]['used']}/{u['levels'][n]['codes']}" for n in names) + " |")
     lines.append("| perplexity | " + " | ".join(f"{u['levels'][n]['perplexity']:.1f}" for n in names) + " |")
-    lines.append("| dead codes % | " + " | ".join(_pct(u["levels"][n]["dead_share"]) for n in names) + " |")
+    lines.append("| dead codes % | " + " | ".join(pct(u["levels"][n]["dead_share"]) for n in names) + " |")
     lines += ["", "### Goals", ""]
     if s["name"] != FULL.name:
         lines += [f"(The {s['name']} set is too small to decide these, dead codes above all: {u['frames']} frames for "
                   f"{result['pack']['codes']['S']}/{result['pack']['codes']['A']} codes. The full set decides them.)", ""]
     for g in result["goals"]:
-        lines.append(f"- [{'x' if g['met'] else ' '}] {g['goal']}: {_pct(g['value'])} %")
+        lines.append(f"- [{'x' if g['met'] else ' '}] {g['goal']}: {pct(g['value'])} %")
     lines += ["", f"Rendering {s['render_s']:.0f} s, evaluation {result['eval_s']:.0f} s."]
     return "\n".join(lines) + "\n"
-
-
-# --- command line -------------------------------------------------------------------------
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="nat-export eval",
-        description="Token quality of a pack: stability under gain/resampling/codec/noise/shift changes, "
-        "instrument and melody distinctness, codebook utilization (docs/quality.md). No torch needed.",
-    )
-    parser.add_argument("pack", nargs="?", default="builtin", help="pack name or folder (default: builtin)")
-    parser.add_argument("--quick", action="store_true", help="the small CI set (under a minute) instead of the full set")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON instead of tables")
-    parser.add_argument("--workers", type=int, default=2, help="clips rendered and tokenized at once (default 2)")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="onnxruntime device for the pack's encoders (default cpu)")
-    parser.add_argument("--require-goals", action="store_true", help="exit 1 when a goal (issue #7; with --audio issue #12's) is missed")
-    parser.add_argument("--audio", metavar="DIR", help="evaluate on the music in DIR instead of rendered clips: the same changes, label-free distinctness, change rates (export/music_eval.py)")
-    parser.add_argument("--max-seconds", type=float, metavar="S", help="with --audio: only the first S seconds of each file")
-    parser.add_argument("--max-files", type=int, metavar="N", help="with --audio: only the first N files (sorted by path)")
-    args = parser.parse_args(argv)
-    if args.audio:
-        return _main_audio(args)
-    from ..errors import NatError
-
-    log = (lambda m: None) if args.json else (lambda m: print(f"nat-export eval: {m}", file=sys.stderr, flush=True))
-    try:
-        from ..packs import resolve_pack
-
-        pack = resolve_pack(args.pack)
-        spec = QUICK if args.quick else FULL
-        log(f"rendering the {spec.name} evaluation set (seed {EVAL_SEED})")
-        eval_set = build_set(spec, args.workers)
-        result = evaluate(pack, eval_set, args.workers, log, args.device)
-    except (corpus.CorpusError, NatError) as exc:
-        print(f"nat-export eval: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    print(json.dumps(result, indent=1) if args.json else format_report(result), end="" if not args.json else "\n")
-    if args.require_goals and not all(g["met"] for g in result["goals"]):
-        return EXIT_GOALS
-    return EXIT_OK
-
-
-def _main_audio(args: argparse.Namespace) -> int:
-    """``--audio DIR``: export/music_eval.py, with this command's output and exit codes."""
-    from ..errors import NatError
-    from . import music_eval
-
-    log = (lambda m: None) if args.json else (lambda m: print(f"nat-export eval: {m}", file=sys.stderr, flush=True))
-    if (args.max_seconds is not None and args.max_seconds <= 0) or (args.max_files is not None and args.max_files <= 0):
-        print("nat-export eval: --max-seconds and --max-files must be positive", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        from ..packs import resolve_pack
-
-        result = music_eval.evaluate_folder(resolve_pack(args.pack), args.audio, args.max_seconds, args.max_files, args.workers, log, args.device)
-    except (music_eval.AudioEvalError, NatError) as exc:
-        print(f"nat-export eval: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    print(json.dumps(result, indent=1) if args.json else music_eval.format_report(result), end="" if not args.json else "\n")
-    if args.require_goals and not all(g["met"] for g in result["goals"]):
-        return EXIT_GOALS
-    return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())

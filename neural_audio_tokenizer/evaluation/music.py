@@ -1,6 +1,6 @@
 """Token quality on the user's own music: ``nat-export eval PACK --audio DIR``.
 
-The rendered sets of export/quality.py say how a pack behaves on General MIDI clips; this
+The rendered sets of evaluation/rendered.py say how a pack behaves on General MIDI clips; this
 says how it behaves on whatever music is in ``DIR`` (every file libsndfile decodes, found
 recursively), with no labels:
 
@@ -11,33 +11,30 @@ recursively), with no labels:
    pooled, and the worst file).
 2. Distinctness without labels: each file's first half looks for its own second half among
    all halves (and the second half for its first) by the nearest token histogram, exactly
-   the histograms of export/quality.py; chance is 1 / (2 files - 1).
+   the histograms of evaluation/measures.py; chance is 1 / (2 files - 1).
 3. Change rate: per level, how often a token differs from the previous frame's, the share
    of frames ``--rle`` folds into the line before (all eight tokens unchanged), and the
    share of frames below the pack's silence floor (runtime/silence.py).
 
-libsndfile 1.2's Vorbis writer crashed (segmentation fault) when 90 s of stereo was written
-in one call; every codec round trip here writes in blocks of :data:`CODEC_BLOCK_S`.
+Every codec round trip here writes in blocks of perturbations.CODEC_BLOCK_S: libsndfile
+1.2's Vorbis writer crashed when 90 s of stereo was written in one call.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import soxr
 
-from . import quality
+from .measures import change_rates, halves_found, machine, pct, tokenize
+from .perturbations import PAD_S, Perturbation, codec_change, dither_pad, gain_change, mono_change, mp3, noise_change, ogg, resample_change, shift_change
 
-CODEC_BLOCK_S = 1.0  # seconds per soundfile write call in codec round trips (see the module docstring)
-PAD_S = 2.0  # silence pad before and after the file for the dither-pad change
 SEED = 12  # noise and dither
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf")
 
@@ -82,78 +79,17 @@ def load(path: Path, max_seconds: float | None) -> tuple[np.ndarray, int]:
 # --- changes ------------------------------------------------------------------------------
 
 
-def codec_round_trip(x: np.ndarray, rate: int, fmt: str, subtype: str, **options) -> tuple[np.ndarray, float]:
-    """Through an in-memory file, written in CODEC_BLOCK_S blocks: (decoded, kbit/s)."""
-    buf = io.BytesIO()
-    block = max(1, round(CODEC_BLOCK_S * rate))
-    with sf.SoundFile(buf, "w", rate, x.shape[1], format=fmt, subtype=subtype, **options) as f:
-        for i in range(0, len(x), block):
-            f.write(x[i : i + block])
-    kbps = len(buf.getvalue()) * 8 / max(1e-9, len(x) / rate) / 1000
-    buf.seek(0)
-    y, got = sf.read(buf, dtype="float32", always_2d=True)
-    if got != rate:
-        raise AssertionError(f"{fmt} decoded at {got} Hz, written at {rate}")
-    return y, kbps
-
-
-def dither(n: int, channels: int, seed: int) -> np.ndarray:
-    """16-bit TPDF dither (+-1 LSB, about -98 dBFS RMS), independent per channel."""
-    rng = np.random.default_rng([SEED, 1, seed])
-    return ((rng.random((n, channels)) - rng.random((n, channels))) / 32768).astype(np.float32)
-
-
-def _pad(x: np.ndarray, rate: int, fill: Callable[[int, int], np.ndarray]) -> np.ndarray:
-    n = round(PAD_S * rate)
-    return np.concatenate([fill(n, 0), x, fill(n, 1)])
-
-
-def _noise(x: np.ndarray, snr_db: float, seed: int) -> np.ndarray:
-    mix = x.astype(np.float64).mean(axis=1)
-    power = float(np.mean(mix**2))
-    noise = np.random.default_rng([SEED, 2, seed]).standard_normal(len(x)) * np.sqrt(power / 10 ** (snr_db / 10))
-    return (x + noise[:, None]).astype(np.float32)
-
-
-def _resample(x: np.ndarray, rate: int, i: int) -> tuple[np.ndarray, int, dict]:
-    down = soxr.resample(x, rate, rate // 2, quality="HQ")
-    return soxr.resample(down, rate // 2, rate, quality="HQ").astype(np.float32), rate, {}
-
-
-def _mp3(x: np.ndarray, rate: int, i: int) -> tuple[np.ndarray, int, dict]:
-    y, kbps = codec_round_trip(x, rate, "MP3", "MPEG_LAYER_III", bitrate_mode="CONSTANT", compression_level=0.65)
-    return y, rate, {"kbps": kbps}
-
-
-def _ogg(x: np.ndarray, rate: int, i: int) -> tuple[np.ndarray, int, dict]:
-    y, kbps = codec_round_trip(x, rate, "OGG", "VORBIS", compression_level=0.6)
-    return y, rate, {"kbps": kbps}
-
-
-Change = Callable[[np.ndarray, int, int], tuple[np.ndarray, int, dict]]
-
-
-@dataclass(frozen=True)
-class Perturbation:
-    how: str
-    change: Change  # (audio [n, ch], rate, file number) -> (audio, rate, facts)
-    reference: Change | None = None  # what the change is compared with (None: the file as decoded)
-
-
+# name -> what it does and how (evaluation/perturbations.py), at each file's own rate
 CHANGES: dict[str, Perturbation] = {
-    "gain -6 dB": Perturbation("samples x 10^(-6/20)", lambda x, r, i: (x * np.float32(10 ** (-6 / 20)), r, {})),
-    "gain +3 dB": Perturbation("samples x 10^(3/20), in float (peaks above full scale are kept, not clipped)", lambda x, r, i: (x * np.float32(10 ** (3 / 20)), r, {})),
-    "resample round trip": Perturbation("rate -> rate/2 -> rate, soxr HQ", _resample),
-    "mono mixdown": Perturbation("(L+R)/2 as a mono signal", lambda x, r, i: (x.mean(axis=1, dtype=np.float64).astype(np.float32), r, {})),
-    "MP3 128 kbit/s": Perturbation("soundfile MP3 (LAME) CBR, compression_level 0.65, written in 1 s blocks, and back", _mp3),
-    "OGG Vorbis": Perturbation("soundfile OGG Vorbis, compression_level 0.6, written in 1 s blocks, and back", _ogg),
-    "shift 10 ms": Perturbation("10 ms of silence prepended; frame k vs frame k", lambda x, r, i: (np.concatenate([np.zeros((r // 100, x.shape[1]), np.float32), x]), r, {})),
-    "noise 40 dB SNR": Perturbation("seeded white noise, 40 dB under the file's mean power", lambda x, r, i: (_noise(x, 40.0, i), r, {})),
-    "dither pad": Perturbation(
-        f"{PAD_S:g} s of 16-bit TPDF dither before and after, against {PAD_S:g} s of digital zero",
-        lambda x, r, i: (_pad(x, r, lambda n, end: dither(n, x.shape[1], 2 * i + end)), r, {}),
-        lambda x, r, i: (_pad(x, r, lambda n, end: np.zeros((n, x.shape[1]), np.float32)), r, {}),
-    ),
+    "gain -6 dB": Perturbation("samples x 10^(-6/20)", gain_change(-6)),
+    "gain +3 dB": Perturbation("samples x 10^(3/20), in float (peaks above full scale are kept, not clipped)", gain_change(3)),
+    "resample round trip": Perturbation("rate -> rate/2 -> rate, soxr HQ", resample_change),
+    "mono mixdown": Perturbation("(L+R)/2 as a mono signal", mono_change),
+    "MP3 128 kbit/s": Perturbation("soundfile MP3 (LAME) CBR, compression_level 0.65, written in 1 s blocks, and back", codec_change(mp3)),
+    "OGG Vorbis": Perturbation("soundfile OGG Vorbis, compression_level 0.6, written in 1 s blocks, and back", codec_change(ogg)),
+    "shift 10 ms": Perturbation("10 ms of silence prepended; frame k vs frame k", shift_change),
+    "noise 40 dB SNR": Perturbation("seeded white noise, 40 dB under the file's mean power", noise_change(40.0, (SEED, 2))),
+    "dither pad": Perturbation(f"{PAD_S:g} s of 16-bit TPDF dither before and after, against {PAD_S:g} s of digital zero", *dither_pad((SEED, 1))),
 }
 
 
@@ -173,64 +109,15 @@ class FileResult:
 def measure_file(tok, path: Path, index: int, max_seconds: float | None) -> FileResult:
     """Tokenize one file as decoded and after every change."""
     x, rate = load(path, max_seconds)
-    base = quality._tokenize(tok, x, rate)
+    base = tokenize(tok, x, rate)
     compared = {}
     for change, p in CHANGES.items():
         y, y_rate, facts = p.change(x, rate, index)
-        got = quality._tokenize(tok, y, y_rate)
-        ref = base if p.reference is None else quality._tokenize(tok, *p.reference(x, rate, index)[:2])
+        got = tokenize(tok, y, y_rate)
+        ref = base if p.reference is None else tokenize(tok, *p.reference(x, rate, index)[:2])
         n = min(len(ref), len(got))
         compared[change] = (ref[:n] == got[:n], facts)
     return FileResult(path.name, len(x) / rate, rate, x.shape[1], base, compared)
-
-
-def halves_found(tokens: Sequence[np.ndarray], cols: Sequence[int], codes: Sequence[int]) -> float:
-    """Share of half-files whose nearest other half is the other half of the same file: each
-    file's first and second half ask, described by the concatenated per-level token
-    histograms of ``cols`` (Hellinger, as quality.py describes a clip)."""
-    n = len(tokens)
-    halves = [t[: len(t) // 2] for t in tokens] + [t[len(t) // 2 :] for t in tokens]
-    x = np.concatenate([quality.histograms([h[:, c] for h in halves], k) for c, k in zip(cols, codes)], axis=1)
-    d = np.sum(x**2, axis=1)[:, None] + np.sum(x**2, axis=1)[None, :] - 2 * x @ x.T
-    np.fill_diagonal(d, np.inf)
-    nearest = np.argmin(d, axis=1)
-    partner = np.concatenate([np.arange(n, 2 * n), np.arange(n)])
-    return float(np.mean(nearest == partner))
-
-
-def change_rates(tokens: Sequence[np.ndarray], names: Sequence[str], silence: np.ndarray | None) -> dict:
-    """Per level: share of frames whose token differs from the previous frame's (all files
-    pooled); the share --rle folds (every token unchanged); the share of silent frames."""
-    changed = np.zeros(len(names))
-    folded = pairs = silent = frames = 0
-    for t in tokens:
-        frames += len(t)
-        if silence is not None:
-            silent += int(np.all(t == silence, axis=1).sum())
-        if len(t) < 2:
-            continue
-        diff = t[1:] != t[:-1]
-        changed += diff.sum(axis=0)
-        folded += int((~diff.any(axis=1)).sum())
-        pairs += len(t) - 1
-    return {
-        "levels": {n: float(changed[i] / pairs) if pairs else 0.0 for i, n in enumerate(names)},
-        "rle_folded": folded / pairs if pairs else 0.0,
-        "silent": silent / frames if frames else 0.0,
-    }
-
-
-def machine() -> str:
-    """The CPU model and core count, for the report (figures depend on the machine)."""
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores"
 
 
 def evaluate_folder(
@@ -243,7 +130,7 @@ def evaluate_folder(
     device: str = "cpu",
 ) -> dict:
     """Every measurement on the audio in ``folder``; a JSON-ready dict shaped like
-    quality.evaluate's (``stability`` rows alike)."""
+    rendered.evaluate's (``stability`` rows alike)."""
     from ..runtime.tokenizer import Tokenizer
 
     started = time.monotonic()
@@ -323,11 +210,10 @@ def check_goals(result: dict) -> list[dict]:
 
 
 def format_report(result: dict) -> str:
-    """Markdown: stability (the table quality.format_report prints), distinctness, change rate, goals."""
+    """Markdown: stability (the table rendered.format_report prints), distinctness, change rate, goals."""
     names = result["levels"]
     s = result["set"]
     p = result["pack"]
-    pct = quality._pct
     excerpt = f", the first {s['max_seconds']:g} s of each" if s["max_seconds"] else ""
     lines = [f"## Pack `{p['name']}` on {s['folder']} ({len(s['files'])} files, {s['seconds'] / 60:.1f} min{excerpt}; "
              f"{p['levels']['S']}+{p['levels']['A']} levels, {p['codes']['S']}/{p['codes']['A']} codes)", ""]
