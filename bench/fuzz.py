@@ -91,7 +91,7 @@ def mutate(rng: random.Random, pool: list[bytes]) -> bytes:
 def fuzz_decode(data: bytes) -> str:
     import numpy as np
 
-    from neural_audio_tokenizer.runtime.audio import open_bytes
+    from neural_audio_tokenizer.runtime.inputs.audio import open_bytes
     from neural_audio_tokenizer.errors import InputError
 
     try:
@@ -107,7 +107,7 @@ def fuzz_decode(data: bytes) -> str:
 
 
 def fuzz_split(rng: random.Random, pool: list[bytes], wavs: list[bytes]) -> str:
-    from neural_audio_tokenizer.runtime.stdin import FS, split_parts
+    from neural_audio_tokenizer.runtime.inputs.splitter import FS, split_parts
 
     if rng.random() < 0.5:
         parts = [rng.choice(wavs) for _ in range(rng.randrange(1, 5))]
@@ -136,7 +136,7 @@ def fuzz_onnx(data: bytes) -> str:
 def worker(seconds: float, out: Path, seed: int) -> None:
     from conftest import conv_encoder
 
-    from neural_audio_tokenizer.runtime import stderr_guard
+    from neural_audio_tokenizer.runtime.inputs import stderr_guard
 
     stderr_guard.enable()  # libmpg123's notes would flood the terminal
     rng = random.Random(seed)

@@ -292,7 +292,7 @@ def segment_lengths(pack_dir: Path, audio: Path, whole: bool = False) -> dict[st
     import numpy as np
 
     from neural_audio_tokenizer.runtime.features import pipeline_for
-    from neural_audio_tokenizer.runtime.audio import open_path
+    from neural_audio_tokenizer.runtime.inputs.audio import open_path
     from neural_audio_tokenizer.runtime.pack import load_pack
 
     pack = load_pack(pack_dir)
@@ -497,7 +497,7 @@ def child_torch(args: argparse.Namespace) -> int:
 
     from neural_audio_tokenizer.export.models import load_encoder
     from neural_audio_tokenizer.export.reference import encoder_provenance
-    from neural_audio_tokenizer.runtime.audio import open_path
+    from neural_audio_tokenizer.runtime.inputs.audio import open_path
     from neural_audio_tokenizer.runtime.ndjson import write_ndjson
     from neural_audio_tokenizer.runtime.pack import load_pack
     from neural_audio_tokenizer.runtime.tokenizer import RunnerTokenizer, token_stream

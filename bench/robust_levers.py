@@ -39,7 +39,7 @@ from neural_audio_tokenizer.export.collect import ort_runner  # noqa: E402
 from neural_audio_tokenizer.export.glossary import SILENT_DB, name_profile  # noqa: E402
 from neural_audio_tokenizer.export.glossary import measure as glossary_measure  # noqa: E402
 from neural_audio_tokenizer.runtime.features import build_pipeline  # noqa: E402
-from neural_audio_tokenizer.runtime.audio import from_array, open_path  # noqa: E402
+from neural_audio_tokenizer.runtime.inputs.audio import from_array, open_path  # noqa: E402
 from neural_audio_tokenizer.runtime.silence import DEFAULT_FLOOR_DBFS, SilenceGate  # noqa: E402
 
 FOLDERS = {"hedgewars": "/usr/share/games/hedgewars/Data/Music", "warzone2100": "/usr/share/games/warzone2100/music"}

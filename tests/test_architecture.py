@@ -185,3 +185,80 @@ def test_evaluation_is_torch_free_and_imports_export_only_inside_functions(path)
 def test_the_library_never_imports_the_evaluation():
     offenders = {module_name(p): sorted(n for n in imports(p) if n.startswith("neural_audio_tokenizer.evaluation")) for p in modules(*LIBRARY)}
     assert not {m: n for m, n in offenders.items() if n}, "the evaluation builds on the library, never the reverse"
+
+
+# --- no circles, no reaching into another module's private names (issue #22) ------------------
+
+
+def package_graph() -> dict[str, set[str]]:
+    """Module -> the package's modules it imports by name (function-level imports included).
+    A module's own parent packages are left out: ``from . import x`` names the package it is
+    already inside, and Python imports a module's parents before the module anyway."""
+    paths = sorted(PACKAGE.rglob("*.py"))
+    known = {module_name(p) for p in paths}
+    graph = {}
+    for p in paths:
+        me = module_name(p)
+        graph[me] = {n for n in imports(p) if n in known and n != me and not me.startswith(n + ".")}
+    return graph
+
+
+def test_the_package_has_no_import_circle():
+    import graphlib
+
+    try:
+        tuple(graphlib.TopologicalSorter(package_graph()).static_order())
+    except graphlib.CycleError as exc:
+        pytest.fail(f"import circle: {' -> '.join(exc.args[1])}")
+
+
+def test_the_circle_check_sees_a_circle():
+    import graphlib
+
+    graph = package_graph()
+    graph["neural_audio_tokenizer.runtime.records"] = graph["neural_audio_tokenizer.runtime.records"] | {"neural_audio_tokenizer.runtime.stream"}
+    with pytest.raises(graphlib.CycleError):
+        tuple(graphlib.TopologicalSorter(graph).static_order())
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def private_reach_ins(source: str) -> list[str]:
+    """``from m import _x``, and ``obj._x`` where no ``_x`` is defined in this module (a def,
+    class, assignment, attribute store or parameter): the places that lean on another
+    module's private names. Attributes of standard-library modules (``os._exit``) are theirs to publish."""
+    tree = ast.parse(source)
+    mine: set[str] = set()
+    stdlib_modules: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            mine.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            mine.add(node.id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            mine.add(node.attr)
+        elif isinstance(node, ast.arg):
+            mine.add(node.arg)
+        elif isinstance(node, ast.Import):
+            stdlib_modules.update(a.asname or a.name for a in node.names if a.name.split(".")[0] in sys.stdlib_module_names)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            found += [f"line {node.lineno}: from {'.' * node.level}{node.module or ''} import {a.name}" for a in node.names if _private(a.name)]
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load) and _private(node.attr) and node.attr not in mine:
+            if not (isinstance(node.value, ast.Name) and node.value.id in stdlib_modules):
+                found.append(f"line {node.lineno}: .{node.attr}")
+    return found
+
+
+def test_the_private_name_scan_finds_reach_ins():
+    source = "import os\nfrom .audio import _mono\nclass C:\n    def f(self, x):\n        self._mine = 1\n        os._exit(0)\n        return x._theirs, self._mine\n"
+    assert private_reach_ins(source) == ["line 2: from .audio import _mono", "line 7: ._theirs"]
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: module_name(p))
+def test_no_module_reaches_into_another_modules_private_names(path):
+    found = private_reach_ins(path.read_text())
+    assert not found, f"{module_name(path)} uses private names it does not define: {found}"

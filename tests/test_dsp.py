@@ -142,7 +142,7 @@ def test_chunks_give_the_whole_file_features():
     (the 1 s context covers every branch's reach)."""
     from neural_audio_tokenizer.export.collect import ort_runner
     from neural_audio_tokenizer.runtime.features import build_pipeline
-    from neural_audio_tokenizer.runtime.audio import from_array
+    from neural_audio_tokenizer.runtime.inputs.audio import from_array
 
     pack = load_pack(PACK)
     enc = pack.encoders["dsp"]

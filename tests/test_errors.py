@@ -25,7 +25,8 @@ from conftest import REPO, as_streamed, run_nat, tone, wav_bytes
 
 from neural_audio_tokenizer import Tokenizer
 from neural_audio_tokenizer.cli import main as cli
-from neural_audio_tokenizer.runtime import audio, sinks, stderr_guard
+from neural_audio_tokenizer.runtime import sinks
+from neural_audio_tokenizer.runtime.inputs import audio, stderr_guard
 from neural_audio_tokenizer.errors import InputError
 from neural_audio_tokenizer.runtime.ndjson import dumps, error_record
 from neural_audio_tokenizer.runtime.ndjson import lines as ndjson_lines

@@ -18,11 +18,11 @@ import soundfile as sf
 from conftest import REPO, as_streamed, run_nat, tone, wav_bytes
 
 from neural_audio_tokenizer import Tokenizer
-from neural_audio_tokenizer.runtime import audio
+from neural_audio_tokenizer.runtime.inputs import audio
 from neural_audio_tokenizer.errors import InputError
 from neural_audio_tokenizer.runtime.ndjson import dumps, error_record
 from neural_audio_tokenizer.runtime.ndjson import lines as ndjson_lines
-from neural_audio_tokenizer.runtime.stdin import split_parts
+from neural_audio_tokenizer.runtime.inputs.splitter import split_parts
 
 NAT = [sys.executable, "-m", "neural_audio_tokenizer"]
 

@@ -14,7 +14,7 @@ from conftest import REPO, run_nat, tone
 
 from neural_audio_tokenizer import Tokenizer
 from neural_audio_tokenizer.runtime import formats
-from neural_audio_tokenizer.runtime.audio import from_array
+from neural_audio_tokenizer.runtime.inputs.audio import from_array
 from neural_audio_tokenizer.cli.budget import estimate_tokens
 from neural_audio_tokenizer.runtime.ndjson import lines as ndjson_lines
 from neural_audio_tokenizer.runtime.reader import read_streams

@@ -25,11 +25,11 @@ from conftest import conv_encoder, run_nat, tone, wav_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from neural_audio_tokenizer.runtime.audio import looks_like_audio, open_bytes
+from neural_audio_tokenizer.runtime.inputs.audio import looks_like_audio, open_bytes
 from neural_audio_tokenizer.errors import InputError, PackError
 from neural_audio_tokenizer.runtime.onnx_check import OnnxCheckError, inspect_model
 from neural_audio_tokenizer.runtime.pack import load_pack
-from neural_audio_tokenizer.runtime.stdin import FS, split_parts
+from neural_audio_tokenizer.runtime.inputs.splitter import FS, split_parts
 
 SLOW = bool(os.environ.get("NAT_SLOW"))
 

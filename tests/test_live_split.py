@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_fuzz import COMPRESSED, examples, part, wav_part
 
-from neural_audio_tokenizer.runtime.splitter import PartSplitter
-from neural_audio_tokenizer.runtime.stdin import FS, split_parts
+from neural_audio_tokenizer.runtime.inputs.splitter import PartSplitter
+from neural_audio_tokenizer.runtime.inputs.splitter import FS, split_parts
 
 
 def streamed_split(data: bytes, cuts: list[int]) -> list[bytes]:

@@ -12,7 +12,7 @@ from neural_audio_tokenizer.codebooks.quantize import quantize
 from neural_audio_tokenizer.export.collect import collect_features, ort_runner
 from neural_audio_tokenizer.runtime.features import build_pipeline
 from neural_audio_tokenizer.export.pack_writer import write_pack
-from neural_audio_tokenizer.runtime.audio import from_array
+from neural_audio_tokenizer.runtime.inputs.audio import from_array
 from neural_audio_tokenizer.runtime.pack import load_pack
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import DATA, tone
 
-from neural_audio_tokenizer.runtime.audio import from_array
+from neural_audio_tokenizer.runtime.inputs.audio import from_array
 from neural_audio_tokenizer.runtime.session import SessionOptions, parallelism
 from neural_audio_tokenizer.runtime.tokenizer import Tokenizer
 
@@ -89,20 +89,21 @@ def test_the_cli_runs_one_chunk_inputs_one_call_at_a_time(tmp_path):
     undecodable keeps the default."""
     from conftest import tone, wav_bytes
 
-    from neural_audio_tokenizer.runtime.audio import probe_seconds
-    from neural_audio_tokenizer.cli.nat import InputItem, _all_one_chunk
+    from neural_audio_tokenizer.runtime.inputs.audio import probe_seconds
+    from neural_audio_tokenizer.cli.nat import _all_one_chunk
+    from neural_audio_tokenizer.runtime.inputs.item import Input
 
     short, long_ = tmp_path / "short.wav", tmp_path / "long.wav"
     short.write_bytes(wav_bytes(tone(3.0, 16000), 16000))
     long_.write_bytes(wav_bytes(tone(12.0, 16000), 16000))
     assert probe_seconds(path=str(short)) == 3.0 and probe_seconds(data=long_.read_bytes()) == 12.0
     assert probe_seconds(path=str(tmp_path / "missing.wav")) is None and probe_seconds(data=b"not audio") is None
-    one = InputItem("short.wav", path=str(short))
-    assert _all_one_chunk([one, InputItem("stdin", data=short.read_bytes())], 10.0)
-    assert not _all_one_chunk([one, InputItem("long.wav", path=str(long_))], 10.0)
-    assert not _all_one_chunk([one, InputItem("x", data=b"raw bytes")], 10.0)
+    one = Input("short.wav", path=str(short))
+    assert _all_one_chunk([one, Input("stdin", data=short.read_bytes())], 10.0)
+    assert not _all_one_chunk([one, Input("long.wav", path=str(long_))], 10.0)
+    assert not _all_one_chunk([one, Input("x", data=b"raw bytes")], 10.0)
     assert not _all_one_chunk([], 10.0)
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)  # never opened by the probe: its bytes would be gone for the real read
     assert probe_seconds(path=str(fifo)) is None
-    assert _all_one_chunk([InputItem("long.wav", path=str(long_))], 12.0)
+    assert _all_one_chunk([Input("long.wav", path=str(long_))], 12.0)

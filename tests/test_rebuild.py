@@ -22,7 +22,7 @@ TRIALS = 12
 @pytest.fixture(scope="module")
 def features() -> dict[str, np.ndarray]:
     from neural_audio_tokenizer.export.collect import collect_features, ort_runner
-    from neural_audio_tokenizer.runtime.audio import from_array
+    from neural_audio_tokenizer.runtime.inputs.audio import from_array
     from neural_audio_tokenizer.runtime.features import pipeline_for
     from neural_audio_tokenizer.runtime.pack import load_pack
 

@@ -12,7 +12,7 @@ import soundfile as sf
 from conftest import REPO, run_nat, tone, wav_bytes
 
 from neural_audio_tokenizer import Tokenizer
-from neural_audio_tokenizer.runtime.audio import from_array
+from neural_audio_tokenizer.runtime.inputs.audio import from_array
 from neural_audio_tokenizer.runtime.ndjson import dumps
 from neural_audio_tokenizer.runtime.ndjson import lines as ndjson_lines
 from neural_audio_tokenizer.runtime.records import LineOptions, expand

@@ -16,7 +16,7 @@ import soundfile as sf
 from conftest import DATA, run_nat, wav_bytes
 from neural_audio_tokenizer import Tokenizer
 from neural_audio_tokenizer.packs import resolve_pack
-from neural_audio_tokenizer.runtime.audio import from_array
+from neural_audio_tokenizer.runtime.inputs.audio import from_array
 from neural_audio_tokenizer.errors import PackError
 from neural_audio_tokenizer.runtime.pack import load_pack
 from neural_audio_tokenizer.runtime.silence import DEFAULT_FLOOR_DBFS, LevelMeter, parse_floor

@@ -16,7 +16,7 @@ import sys
 import threading
 
 from ..errors import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, NatError, OutputError
-from ..runtime import stderr_guard
+from ..runtime.inputs import stderr_guard
 
 SUBCOMMANDS = {  # name -> module with main(argv)
     "diff": "neural_audio_tokenizer.cli.diff",

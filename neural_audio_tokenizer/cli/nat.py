@@ -14,18 +14,19 @@ import logging
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 from .. import __version__
 from ..errors import EXIT_INPUT_FAILED, EXIT_OK, InputError, NatError
-from ..runtime.audio import RAW_RATE, AudioSource, display_name, open_bytes, open_path, probe_seconds
+from ..runtime.inputs.item import Input
+from ..runtime.inputs.audio import display_name
+from ..runtime.inputs.limits import MAX_CHANNELS, MAX_RATE, MIN_RATE, RAW_RATE
 from ..runtime.formats import FORMATS, OutputFormat, get
 from ..runtime.glossary import Glossary, annotate
 from ..runtime.ndjson import error_record
 from ..runtime.records import LineOptions
 from ..runtime.sinks import DirectorySink, FileSink, Sink, StreamSink
-from ..runtime.stdin import split_parts
+from ..runtime.inputs.splitter import split_parts
 from ..runtime.stream import TokenStream
 from . import command
 from .progress import Progress, configure_logging
@@ -58,48 +59,6 @@ progress bars and reports go to stderr.
 exit codes: 0 ok, 1 some inputs failed, 2 usage/pack/device error, 3 output not writable,
             70 internal error, 130 interrupted, 141 stdout closed early, 143 terminated
 """
-
-
-@dataclass
-class InputItem:
-    name: str
-    path: str | None = None
-    data: bytes | None = None
-
-    def open(self, raw_rate: int) -> AudioSource:
-        if self.data is not None:
-            return open_bytes(self.data, self.name, raw_rate)
-        if self.path is None:
-            raise InputError(f"{self.name}: empty input (0 bytes)")
-        return open_path(self.path, raw_rate)
-
-
-@dataclass
-class PipedItem:
-    """A part of stdin or a FIFO, tokenized as its bytes arrive (runtime/piped.py)."""
-
-    name: str
-    part: Iterator[bytes]
-    raw: tuple[int, int] | None  # (rate, channels) with --raw
-
-    def stream(self, tokenizer, raw_rate: int) -> tuple[TokenStream, Callable[[], list[str]]]:
-        from ..runtime.piped import PipedSource, piped_stream
-
-        return piped_stream(tokenizer, PipedSource(self.name, self.part, self.raw, raw_rate))
-
-
-@dataclass
-class RawPathItem:
-    """A regular file read as raw PCM (--raw): whole header, the file's chunking."""
-
-    name: str
-    path: str
-    raw: tuple[int, int]
-
-    def open(self, raw_rate: int) -> AudioSource:
-        from ..runtime.pcm import open_raw_path
-
-        return open_raw_path(self.path, self.raw[0], self.raw[1])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,29 +134,29 @@ def _normalize_argv(argv: list[str]) -> list[str]:
     return out
 
 
-def _stdin_items(quiet: bool) -> list[InputItem]:
+def _stdin_items(quiet: bool) -> list[Input]:
     """stdin read whole (--all-outputs), its parts named as the streamed ones are (:func:`_piped_items`)."""
     stdin = sys.stdin.buffer if sys.stdin is not None else None
     if stdin is None:
-        return [InputItem("stdin", data=b"")]
+        return [Input("stdin", data=b"")]
     if sys.stdin.isatty() and not quiet:
         print("nat: reading audio from the terminal; end with Ctrl-D (or run: nat FILE)", file=sys.stderr)
     data = stdin.read()
     parts = split_parts(data)
     if not parts:
-        return [InputItem("stdin", data=b"")]
-    return [InputItem("stdin" if k == 1 else f"stdin#{k}", data=part) for k, part in enumerate(parts, 1)]
+        return [Input("stdin", data=b"")]
+    return [Input("stdin" if k == 1 else f"stdin#{k}", data=part) for k, part in enumerate(parts, 1)]
 
 
-def _items(inputs: list[str], quiet: bool) -> list[InputItem]:
-    items: list[InputItem] = []
+def _items(inputs: list[str], quiet: bool) -> list[Input]:
+    items: list[Input] = []
     if not inputs:
         return _stdin_items(quiet)
     for arg in inputs:
         if arg == "-":
             items.extend(_stdin_items(quiet))
         else:
-            items.append(InputItem(display_name(arg), path=arg))
+            items.append(Input(display_name(arg), path=arg))
     return items
 
 
@@ -205,21 +164,21 @@ def _piped_items(inputs: list[str], quiet: bool, raw: tuple[int, int] | None) ->
     """The inputs, stdin and FIFOs as they arrive: stdin split at FS bytes on the fly (not
     with --raw), its first part named ``stdin``, later ones ``stdin#2``, ``stdin#3``...: a
     part's header is written before anyone knows whether another part follows."""
-    from ..runtime.piped import PipedParts, read_chunks
+    from ..runtime.inputs.piped import PipedParts, read_chunks
 
     for arg in inputs or ["-"]:
         if arg == "-":
             stdin = sys.stdin.buffer if sys.stdin is not None else None
             if stdin is None:
-                yield InputItem("stdin", data=b"")
+                yield Input("stdin", data=b"")
                 continue
             if sys.stdin.isatty() and not quiet:
                 print("nat: reading audio from the terminal; end with Ctrl-D (or run: nat FILE)", file=sys.stderr)
             count = 0
             for count, part in enumerate(PipedParts(read_chunks(stdin), split=raw is None).parts(), 1):
-                yield PipedItem("stdin" if count == 1 else f"stdin#{count}", part, raw)
+                yield Input("stdin" if count == 1 else f"stdin#{count}", part=part, raw=raw)
             if not count:
-                yield InputItem("stdin", data=b"")
+                yield Input("stdin", data=b"")
             continue
         name = display_name(arg)
         try:
@@ -227,16 +186,16 @@ def _piped_items(inputs: list[str], quiet: bool, raw: tuple[int, int] | None) ->
         except OSError:
             st = None
         if st is None or stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
-            yield RawPathItem(name, arg, raw) if raw is not None and st is not None and stat.S_ISREG(st.st_mode) else InputItem(name, path=arg)
+            yield Input(name, path=arg, raw=raw if st is not None and stat.S_ISREG(st.st_mode) else None)
             continue
         try:  # a FIFO or device (``nat <(sox ...)``): one part, streamed
             handle = open(arg, "rb")  # noqa: SIM115
         except OSError:
-            yield InputItem(name, path=arg)  # open_path reports why
+            yield Input(name, path=arg)  # open_path reports why
             continue
         with handle:
             parts = list(itertools.islice(PipedParts(read_chunks(handle, name), split=False).parts(), 1))
-            yield PipedItem(name, parts[0], raw) if parts else InputItem(name, data=b"")
+            yield Input(name, part=parts[0], raw=raw) if parts else Input(name, data=b"")
 
 
 def _any_pipe(inputs: list[str]) -> bool:
@@ -253,7 +212,7 @@ def _any_pipe(inputs: list[str]) -> bool:
     return False
 
 
-def _all_one_chunk(items: list[InputItem], window_s: float) -> bool:
+def _all_one_chunk(items: list[Input], window_s: float) -> bool:
     """Whether every input is at most one chunk long, by its header. Then one encoder call
     at a time on every core beats one single-threaded call per core, which would leave a
     core idle with no next chunk to start (docs/performance.md, lever 2). Tokens are the
@@ -261,7 +220,7 @@ def _all_one_chunk(items: list[InputItem], window_s: float) -> bool:
     if not items:
         return False
     for item in items:
-        seconds = probe_seconds(path=item.path) if item.path is not None else probe_seconds(data=item.data)
+        seconds = item.seconds()
         if seconds is None or seconds > window_s:
             return False
     return True
@@ -279,7 +238,7 @@ def _make_sink(args: argparse.Namespace) -> Sink:
 
 def tokenize_items(
     tokenizer,
-    items: list[InputItem],
+    items: list[Input],
     sink: Sink,
     options: LineOptions,
     raw_rate: int,
@@ -300,17 +259,12 @@ def tokenize_items(
     for item in progress.inputs(items):
         sink.begin(item.name)
         try:
-            if isinstance(item, PipedItem):  # streamed: no duration to draw a bar over
-                stream, warnings = item.stream(tokenizer, raw_rate)
+            source = item.open(raw_rate)
+            with progress.file(source):
+                stream = tokenizer.stream(source)
                 for line in output.render(annotate(stream, glossary) if glossary else stream, options):
                     sink.line(line)
-            else:
-                source = item.open(raw_rate)
-                with progress.file(source):
-                    stream = tokenizer.stream(source)
-                    for line in output.render(annotate(stream, glossary) if glossary else stream, options):
-                        sink.line(line)
-                warnings = source.warnings
+            warnings = source.warnings
             ok += 1
             for note in [] if quiet else warnings():  # raw fallback, NaN, truncation
                 print(f"nat: {item.name}: warning: {note}", file=sys.stderr)
@@ -384,16 +338,16 @@ def _check_combinations(args: argparse.Namespace) -> None:
         raise NatError("--threads must be >= 0")
     if args.raw_channels is not None and not args.raw:
         raise NatError("--raw-channels describes --raw input: add --raw")
-    if args.raw_channels is not None and not 1 <= args.raw_channels <= 256:
-        raise NatError(f"--raw-channels {args.raw_channels}: expected 1-256")
-    if args.raw and not 1000 <= args.raw_rate <= 768000:
-        raise NatError(f"--raw-rate {args.raw_rate}: expected a rate between 1000 and 768000 Hz")
+    if args.raw_channels is not None and not 1 <= args.raw_channels <= MAX_CHANNELS:
+        raise NatError(f"--raw-channels {args.raw_channels}: expected 1-{MAX_CHANNELS}")
+    if args.raw and not MIN_RATE <= args.raw_rate <= MAX_RATE:
+        raise NatError(f"--raw-rate {args.raw_rate}: expected a rate between {MIN_RATE} and {MAX_RATE} Hz")
     if args.raw and args.all_outputs:
         raise NatError("--raw streams its input; --all-outputs reads whole files: use one or the other")
     if args.compat_fallback and args.pack not in (None, "builtin"):
         raise NatError("--compat-fallback uses the built-in pack; it cannot be combined with --pack")
-    if args.resample is not None and not 1000 <= args.resample <= 768000:
-        raise NatError(f"--resample {args.resample}: expected a rate between 1000 and 768000 Hz")
+    if args.resample is not None and not MIN_RATE <= args.resample <= MAX_RATE:
+        raise NatError(f"--resample {args.resample}: expected a rate between {MIN_RATE} and {MAX_RATE} Hz")
     if args.all_outputs:
         if not args.output_dir:
             raise NatError("--all-outputs writes several files per input: add --output-dir DIR")

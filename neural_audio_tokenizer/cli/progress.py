@@ -85,11 +85,12 @@ class Progress:
         return self._batch
 
     def file(self, source):
-        """Context: a bar over a long input's seconds of audio while it is tokenized."""
-        duration = source.info.duration_s
-        if self.tqdm is None or duration < LONG_INPUT_S:
+        """Context: a bar over a long input's seconds of audio while it is tokenized (none for
+        a part of a pipe: its duration is not known before its end)."""
+        info = getattr(source, "info", None)  # a part of a pipe has none yet
+        if self.tqdm is None or info is None or info.duration_s < LONG_INPUT_S:
             return contextlib.nullcontext()
-        return self._file_bar(source, duration)
+        return self._file_bar(source, info.duration_s)
 
     @contextlib.contextmanager
     def _file_bar(self, source, duration: float):

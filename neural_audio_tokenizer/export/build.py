@@ -31,7 +31,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import NatError
-from ..runtime.audio import AUDIO_EXTENSIONS, open_path, sha256_file
+from ..runtime.inputs.audio import AUDIO_EXTENSIONS, open_path, sha256_file
 from ..runtime.features import build_pipeline
 from ..runtime.pack import load_pack
 from .models import LoadedEncoder, ModelError, load_encoder

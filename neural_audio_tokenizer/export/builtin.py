@@ -57,7 +57,7 @@ import numpy as np
 
 from ..codebooks.fit import apply_normalization, fit_normalization, snap_normalization
 from ..codebooks.quantize import quantize
-from ..runtime.audio import from_array, open_path
+from ..runtime.inputs.audio import from_array, open_path
 from ..runtime.silence import DEFAULT_FLOOR_DBFS, SilenceGate
 from . import codec_noise
 from . import corpus as corpus_mod

@@ -35,7 +35,7 @@ import numpy as np
 from ..codebooks.fit import apply_normalization, fit_rvq
 from ..codebooks.quantize import quantize
 from ..evaluation import music
-from ..runtime.audio import AudioSource, from_array
+from ..runtime.inputs.audio import AudioSource, from_array
 from ..runtime.features import EncoderRun, FeaturePipeline
 from ..runtime.silence import DEFAULT_FLOOR_DBFS, SilenceGate
 from .corpus import CorpusError

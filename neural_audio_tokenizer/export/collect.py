@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..runtime.audio import AudioSource
+from ..runtime.inputs.audio import AudioSource
 from ..runtime.features import EncoderRun, FeaturePipeline
 from ..runtime.session import SessionOptions, create_session, run_session
 

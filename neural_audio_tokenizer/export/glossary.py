@@ -35,7 +35,7 @@ import soxr
 
 from ..errors import NatError
 from ..runtime import glossary as vocab
-from ..runtime.audio import AUDIO_EXTENSIONS, open_path
+from ..runtime.inputs.audio import AUDIO_EXTENSIONS, open_path
 from ..runtime.pack import Pack, load_pack
 from .pack_writer import install, staging
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EXIT_USAGE, NatError
-from ..runtime.audio import sha256_file
+from ..runtime.inputs.audio import sha256_file
 
 CONFIG = "config.json"
 PREPROCESSOR = "preprocessor_config.json"

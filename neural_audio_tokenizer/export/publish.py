@@ -26,7 +26,7 @@ from typing import Any
 from ..errors import NatError, OutputError
 from ..packs.archive import write_archive
 from ..packs.pull import NAME, REPO, manifest_files
-from ..runtime.audio import sha256_file
+from ..runtime.inputs.audio import sha256_file
 from ..runtime.pack import Pack, load_pack
 
 # Licenses of the pretrained models presets use, from their model cards. A model not listed

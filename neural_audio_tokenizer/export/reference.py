@@ -21,7 +21,7 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-from ..runtime.audio import AudioSource, open_path
+from ..runtime.inputs.audio import AudioSource, open_path
 from ..runtime.ndjson import write_ndjson
 from ..runtime.pack import Pack, load_pack
 from ..runtime.records import Frame, LineOptions

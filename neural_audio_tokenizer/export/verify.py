@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime.audio import open_path
+from ..runtime.inputs.audio import open_path
 from ..runtime.pack import Pack
 from ..runtime.session import SessionOptions, create_session, run_session
 from ..runtime.tokenizer import Tokenizer

@@ -48,7 +48,7 @@ import time
 from ..cli.batch.job import Result
 from ..cli.batch.main import INDEX, summarize, write_index
 from ..errors import InputError, NatError
-from ..runtime.audio import RAW_RATE, display_name, open_bytes, open_path
+from ..runtime.inputs.audio import RAW_RATE, display_name, open_bytes, open_path
 from ..runtime.ndjson import dumps, error_record, header_line, stats_line
 from ..runtime.records import Frame, LineOptions, frame_lines, frame_time
 from ..runtime.tokenizer import Tokenizer

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import OutputError, PackError
-from ..runtime.audio import sha256_file
+from ..runtime.inputs.audio import sha256_file
 from ..runtime.pack import MAX_MANIFEST_BYTES, MAX_NPY_BYTES, MAX_ONNX_BYTES, load_pack
 from . import BUILTIN, BUILTIN_DIR, user_pack_dir
 from .archive import ArchiveError, Limits, check_member_name, extract_archive

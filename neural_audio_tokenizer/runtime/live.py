@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .audio import mono_of, repair
+from .inputs.audio import mono_of, repair
 from .features import Chunking
-from .pcm import check_layout
+from .inputs.limits import check_layout
 from .records import Frame
 from .stream import StatsCounter, make_header
 

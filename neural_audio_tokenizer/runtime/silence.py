@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .audio import from_array
+from .inputs.audio import from_array
 from ..errors import PackError
 from .features import EncoderRun, FeaturePipeline
 

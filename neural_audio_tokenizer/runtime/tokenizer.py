@@ -22,7 +22,9 @@ import numpy as np
 
 from ..codebooks.quantize import code_norms, quantize
 from ..packs import resolve_pack
-from .audio import RAW_RATE, AudioSource, from_array, open_bytes, open_path
+from .inputs.audio import AudioSource, from_array, open_bytes, open_path
+from .inputs.limits import RAW_RATE
+from .inputs.piped import PipedSource
 from .engine import Engine
 from .features import ChunkFeatures, EncoderRun, pipeline_for
 from .live import LiveStream, live_chunking
@@ -32,7 +34,7 @@ from .session import SessionOptions, create_session, parallelism, resolve_device
 from .silence import SilenceGate
 from .stream import TokenStream, counted, make_header
 
-AudioInput = Union[str, os.PathLike, bytes, tuple, AudioSource]
+AudioInput = Union[str, os.PathLike, bytes, tuple, AudioSource, PipedSource]
 
 
 def stream_codes(spec: StreamSpec, features: np.ndarray, norms: np.ndarray | None = None) -> np.ndarray:
@@ -100,12 +102,13 @@ class Tokenizer:
         """Pack frames per second."""
         return self.pack.frame_rate
 
-    def open(self, audio: AudioInput, name: str | None = None, raw_rate: int = RAW_RATE) -> AudioSource:
-        """Decode an input: a path, bytes, ``(samples, sample_rate)``, or an AudioSource.
+    def open(self, audio: AudioInput, name: str | None = None, raw_rate: int = RAW_RATE) -> AudioSource | PipedSource:
+        """Decode an input: a path, bytes, ``(samples, sample_rate)``, an AudioSource, or a
+        PipedSource (a part of a pipe, decoded as its bytes arrive).
 
         ``name``: what the header calls bytes or an array (a path names itself);
         ``raw_rate``: the sample rate of input no decoder recognizes, read as raw s16le PCM."""
-        if isinstance(audio, AudioSource):
+        if isinstance(audio, (AudioSource, PipedSource)):
             return audio
         if isinstance(audio, (bytes, bytearray, memoryview)):
             return open_bytes(bytes(audio), name or "bytes", raw_rate)
@@ -120,6 +123,8 @@ class Tokenizer:
         Arguments as for :meth:`open`. Decoding errors raise InputError, here or while the
         frames are iterated (after the frames decoded before the damage)."""
         source = self.open(audio, name, raw_rate)
+        if isinstance(source, PipedSource):
+            return self._piped_stream(source)
         return token_stream(self.pack, source, self.frames(source))
 
     def encode(self, audio: AudioInput, name: str | None = None, raw_rate: int = RAW_RATE) -> Iterator[Frame]:
@@ -140,9 +145,39 @@ class Tokenizer:
             return Engine(self, self.live_pipeline, sample_rate, split=True)
         return Engine(self, self.pipeline, sample_rate, batch=self.batch, workers=self.workers)
 
-    def frames(self, source: AudioSource) -> Iterator[Frame]:
+    def frames(self, source: AudioSource | PipedSource) -> Iterator[Frame]:
         """The frames of a decoded input (``source`` is read once, as they are iterated)."""
+        if isinstance(source, PipedSource):
+            return self._piped_stream(source).frames
         return self.engine(source.info.sample_rate).run(source.blocks())
+
+    def _piped_stream(self, source: PipedSource) -> TokenStream:
+        """A part of a pipe: decoded whole (formats libsndfile must seek), or its samples pushed
+        into a live-chunked engine as its bytes arrive; the header cannot know the part's size,
+        hash or duration yet, its stats line carries them (docs/ndjson.md)."""
+        if source.source is not None:
+            return self.stream(source.source)
+        fmt = source.format
+        header = make_header(
+            self.pack,
+            name=source.name,
+            decoder="raw" if fmt.label == "s16le" else "stream",
+            format=fmt.label,
+            sample_rate=fmt.sample_rate,
+            channels=fmt.channels,
+        )
+        engine = self.engine(fmt.sample_rate, live=True)
+
+        def frames() -> Iterator[Frame]:
+            for block in source.blocks():
+                yield from engine.push(block)
+            yield from engine.finish()
+            source.check_end()
+
+        def finish() -> dict:
+            return {"duration_s": round(source.samples / fmt.sample_rate, 6), "nonfinite_samples": source.nonfinite, "source": source.identity()}
+
+        return counted(header, frames(), finish)
 
     def chunk_frames(self, chunk: ChunkFeatures, silent: np.ndarray | None = None) -> list[Frame]:
         """A chunk's Frames: each stream quantized; the frames ``silent`` marks ([n] bool:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import InputError, NatError, OutputError
-from ...runtime.audio import open_path, sha256_file
+from ...runtime.inputs.audio import open_path, sha256_file
 from ...runtime.ndjson import dumps, error_record, lines
 from ...runtime.records import LineOptions
 from ...runtime.sinks import AtomicFile

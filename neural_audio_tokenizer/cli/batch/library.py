@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...runtime.audio import AUDIO_EXTENSIONS, looks_like_audio
+from ...runtime.inputs.audio import AUDIO_EXTENSIONS, looks_like_audio
 from ...errors import NatError
 
 SUFFIX = ".ndjson"

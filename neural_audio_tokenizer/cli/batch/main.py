@@ -32,7 +32,7 @@ from pathlib import Path
 
 from ...errors import EXIT_INPUT_FAILED, EXIT_OK, NatError, OutputError
 from ...packs import resolve_pack
-from ...runtime.audio import AUDIO_EXTENSIONS, RAW_RATE
+from ...runtime.inputs.audio import AUDIO_EXTENSIONS, RAW_RATE
 from ...runtime.pack import load_pack
 from ...runtime.records import LineOptions
 from ...runtime.session import cores, resolve_device

@@ -9,10 +9,10 @@ block, and goes through three stages, each holding a bounded amount:
    WAV/RF64 with real or placeholder sizes (runtime/pcm.py). Any other part (FLAC, Ogg,
    MP3, AIFF, RIFX, compressed WAV, raw PCM without ``--raw``) is gathered whole and decoded
    at its end: libsndfile reads those formats only from a seekable file;
-3. decoded samples are pushed into the streaming engine with live chunking (runtime/engine.py:
-   short chunks where the pack allows), so frames come out a context's length after their
-   audio. The encoders run on the reading thread: a pipe that writes faster than they run
-   simply waits, which bounds memory.
+3. the tokenizer pushes the decoded samples into the streaming engine with live chunking
+   (runtime/engine.py: short chunks where the pack allows), so frames come out a context's
+   length after their audio. The encoders run on the reading thread: a pipe that writes
+   faster than they run simply waits, which bounds memory.
 
 A streamed part's header cannot hold what is known only at its end: ``bytes``, ``sha256``
 and ``duration_s`` are null there and its stats line carries ``source: {bytes, sha256}``
@@ -24,14 +24,17 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import deque
-from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO
+from collections.abc import Iterator
+from typing import BinaryIO
 
-from ..errors import InputError
-from .audio import damage_notes, mono_of, open_bytes, repair
-from .pcm import PcmDecoder, PcmFormat, UnsupportedWav, parse_wav_header, raw_format
+import numpy as np
+
+from ...errors import InputError
+from .audio import AudioSource, damage_notes, mono_of, open_bytes, repair
+from .limits import read_error
+from .pcm import PcmDecoder, PcmFormat, raw_format
+from .riff import UnsupportedWav, parse_wav_header
 from .splitter import PartEvent, PartSplitter
-from .stream import TokenStream, counted, make_header
 
 READ_SIZE = 1 << 16  # most bytes per read; a read returns what the pipe holds, never waits for more
 
@@ -46,7 +49,7 @@ def read_chunks(fileobj: BinaryIO, name: str = "stdin") -> Iterator[bytes]:
         try:
             data = os.read(fd, READ_SIZE) if fd is not None else fileobj.read1(READ_SIZE)
         except OSError as exc:
-            raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
+            raise read_error(name, exc) from None
         if not data:
             return
         yield data
@@ -113,7 +116,10 @@ class PipedSource:
         self.trailing = 0
         self.missing = 0
         self.format: PcmFormat | None = None
-        self.source = None  # an AudioSource, for a part decoded whole
+        self.source: AudioSource | None = None  # for a part decoded whole
+        self.samples = 0  # mono samples delivered so far
+        self.nonfinite = 0  # NaN/Inf samples replaced by 0 so far
+        self.clipped = 0
         self._head = b""
         self._ended = False
         self._limit: int | None = None
@@ -157,8 +163,18 @@ class PipedSource:
             self._count(data)
             yield data
 
-    def blocks(self) -> Iterator[Any]:
-        """Float32 [frames, channels] blocks of a streamed part, as its bytes arrive."""
+    def blocks(self) -> Iterator[np.ndarray]:
+        """Mono float32 blocks of a streamed part, as its bytes arrive (NaN/Inf zeroed and
+        absurd amplitudes clipped, counted, as AudioSource.blocks does)."""
+        for block in self._decoded():
+            if len(block):
+                mono, nonfinite, clipped = repair(mono_of(block))
+                self.nonfinite += nonfinite
+                self.clipped += clipped
+                self.samples += len(mono)
+                yield mono
+
+    def _decoded(self) -> Iterator[np.ndarray]:
         decoder = PcmDecoder(self.format, self._limit)
         if self._head:
             yield decoder.feed(self._head)
@@ -168,49 +184,25 @@ class PipedSource:
         yield decoder.finish()
         self.trailing, self.missing = decoder.trailing, decoder.missing
 
+    def check_end(self) -> None:
+        """After the last block: InputError if the part held no bytes or no samples."""
+        if self.bytes == 0:
+            raise InputError(f"{self.name}: empty input (0 bytes)")
+        if self.samples == 0:
+            raise InputError(f"{self.name}: no audio samples")
+
+    def warnings(self) -> list[str]:
+        """One-line notes for the user about this part, once it has been read to the end."""
+        if self.source is not None:
+            return self.source.warnings()
+        notes = []
+        if self.missing and self._limit_declared is not None:
+            held = self._limit_declared - self.missing
+            notes.append(f"header declares {self._limit_declared} bytes of audio data, the input held {held} (truncated?)")
+        elif self.trailing and not self.format.pad_partial:
+            notes.append(f"ends mid-sample: the last {self.trailing} bytes (a partial sample frame) were dropped")
+        return notes + damage_notes(self.nonfinite, self.clipped)
+
     def identity(self) -> dict:
         """The stats line's ``source``: what the header could not say yet."""
         return {"bytes": self.bytes, "sha256": self._hash.hexdigest()}
-
-
-def piped_stream(tokenizer: Any, source: PipedSource) -> tuple[TokenStream, Callable[[], list[str]]]:
-    """A part's TokenStream and its warnings (call once the frames are done)."""
-    if source.source is not None:
-        return tokenizer.stream(source.source), source.source.warnings
-    fmt = source.format
-    header = make_header(
-        tokenizer.pack,
-        name=source.name,
-        decoder="raw" if fmt.label == "s16le" else "stream",
-        format=fmt.label,
-        sample_rate=fmt.sample_rate,
-        channels=fmt.channels,
-    )
-    engine = tokenizer.engine(fmt.sample_rate, live=True)
-    damage = [0, 0]  # NaN/Inf samples replaced, samples clipped
-
-    def frames() -> Iterator:
-        for block in source.blocks():
-            mono, nonfinite, clipped = repair(mono_of(block)) if len(block) else (block[:, 0], 0, 0)
-            damage[0] += nonfinite
-            damage[1] += clipped
-            yield from engine.push(mono)
-        yield from engine.finish()
-        if source.bytes == 0:
-            raise InputError(f"{source.name}: empty input (0 bytes)")
-        if engine.samples == 0:
-            raise InputError(f"{source.name}: no audio samples")
-
-    def finish() -> dict:
-        return {"duration_s": round(engine.samples / fmt.sample_rate, 6), "nonfinite_samples": damage[0], "source": source.identity()}
-
-    def warnings() -> list[str]:
-        notes = []
-        if source.missing and source._limit_declared is not None:
-            held = source._limit_declared - source.missing
-            notes.append(f"header declares {source._limit_declared} bytes of audio data, the input held {held} (truncated?)")
-        elif source.trailing and not fmt.pad_partial:
-            notes.append(f"ends mid-sample: the last {source.trailing} bytes (a partial sample frame) were dropped")
-        return notes + damage_notes(damage[0], damage[1])
-
-    return counted(header, frames(), finish), warnings

@@ -27,23 +27,20 @@ import io
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
 
+from ...errors import InputError
 from . import callbacks, stderr_guard
-from ..errors import InputError
+from .limits import MAX_AMPLITUDE, MAX_CHANNELS, MAX_RATE, MIN_RATE, RAW_RATE, channels_ok, check_layout, rate_ok, read_error
+from .pcm import PcmFormat, raw_blocks, raw_format
+from .riff import PLACEHOLDER_SIZES
 
 BLOCK = 1 << 16  # most source samples per block
-RAW_RATE = 16000
-MIN_RATE, MAX_RATE = 1000, 768000
-MAX_CHANNELS = 256
-# Float files may exceed full scale (1.0); beyond 60 dB over it a value is damage, not audio,
-# and squaring it (variance, energies) would overflow float32 into inf/NaN features.
-MAX_AMPLITUDE = 1000.0
 _HASH_BLOCK = 1 << 20
 
 # File extensions of what libsndfile decodes (nat batch's default --ext, nat-export's corpus). Others (m4a, aac, wma) are left out by default: NAT has no
@@ -174,9 +171,6 @@ def _reason(exc: BaseException) -> str:
 
 
 _SHORT_CHUNK = re.compile(r"^\s*(data|SSND) : (\d+) \(should be (\d+)\)", re.M)
-# Data sizes written by encoders streaming to a pipe, which cannot seek back to fill them in:
-# 0 and 0xFFFFFFFF (ffmpeg), 0x7FFFF000 (sox, seen in `sox in.raw -t wav - | xxd`).
-_PLACEHOLDER_SIZES = (0, 0xFFFFFFFF, 0x7FFFF000)
 
 
 def _header_note(handle: sf.SoundFile) -> str | None:
@@ -188,7 +182,7 @@ def _header_note(handle: sf.SoundFile) -> str | None:
     match = _SHORT_CHUNK.search(log)
     if match:
         declared, held = int(match.group(2)), int(match.group(3))
-        if declared > held and declared not in _PLACEHOLDER_SIZES:
+        if declared > held and declared not in PLACEHOLDER_SIZES:
             return f"header declares {declared} bytes of audio data, the file holds {held} (truncated?)"
     if "lacks an end-of-stream bit" in log:
         return "the stream ends without an end-of-stream marker (truncated?)"
@@ -223,19 +217,6 @@ def _soundfile_blocks(handle: sf.SoundFile, name: str, owned: BinaryIO | None) -
         handle.close()
         if owned is not None:
             owned.close()
-
-
-def _raw_blocks(read: callable, sample_rate: int) -> Iterator[np.ndarray]:
-    """s16le samples from a byte reader; an odd final byte becomes the low byte of one last sample."""
-    size = block_size(sample_rate)
-    while True:
-        data = read(2 * size)
-        if not data:
-            return
-        if len(data) % 2:
-            more = read(1)
-            data += more if more else b"\x00"
-        yield (np.frombuffer(data, dtype="<i2").astype(np.float32) / np.float32(32768.0))
 
 
 class _SeekGuard:
@@ -274,11 +255,11 @@ def _open_soundfile(fileobj: BinaryIO, name: str, size: int, digest: str, owned:
             owned.close()
         raise InputError(f"{name}: not decodable audio ({_reason(exc)})") from None
     sr, ch = handle.samplerate, handle.channels
-    if not MIN_RATE <= sr <= MAX_RATE or not 1 <= ch <= MAX_CHANNELS:
+    if not rate_ok(sr) or not channels_ok(ch):
         handle.close()
         if owned is not None:
             owned.close()
-        what = f"sample rate {sr} Hz" if not MIN_RATE <= sr <= MAX_RATE else f"{ch} channels"
+        what = f"sample rate {sr} Hz" if not rate_ok(sr) else f"{ch} channels"
         raise InputError(f"{name}: unsupported {what} (NAT reads {MIN_RATE}-{MAX_RATE} Hz, 1-{MAX_CHANNELS} channels)")
     frames = handle.frames if handle.frames and handle.frames > 0 else 0
     info = SourceInfo(name, size, digest, "soundfile", f"{handle.format}/{handle.subtype}", sr, ch, round(frames / sr, 6))
@@ -302,24 +283,31 @@ def _checked(source: AudioSource) -> AudioSource:
     return source
 
 
-def _raw_source(name: str, size: int, digest: str, read: callable, raw_rate: int, close: callable | None = None) -> AudioSource:
-    if isinstance(raw_rate, bool) or not isinstance(raw_rate, int) or not MIN_RATE <= raw_rate <= MAX_RATE:
-        if close is not None:
-            close()
-        raise InputError(f"{name}: raw rate {raw_rate} Hz outside {MIN_RATE}-{MAX_RATE}")
-    samples = (size + 1) // 2
-    info = SourceInfo(name, size, digest, "raw", "s16le", raw_rate, 1, round(samples / raw_rate, 6))
+def _raw_source(name: str, size: int, digest: str, read: Callable[[int], bytes], fmt: PcmFormat, close: Callable[[], None] | None = None, declared: bool = False) -> AudioSource:
+    """Bytes read as raw PCM of layout ``fmt`` (``declared``: the user said so, not a fallback)."""
+    frames = -(-size // fmt.frame_bytes)
+    info = SourceInfo(name, size, digest, "raw", fmt.label, fmt.sample_rate, fmt.channels, round(frames / fmt.sample_rate, 6))
 
     def blocks() -> Iterator[np.ndarray]:
         try:
-            yield from _raw_blocks(read, raw_rate)
+            for block in raw_blocks(read, fmt, block_size(fmt.sample_rate)):
+                yield mono_of(block)
         except OSError as exc:
-            raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
+            raise read_error(name, exc) from None
         finally:
             if close is not None:
                 close()
 
-    return _checked(AudioSource(info, blocks()))
+    return _checked(AudioSource(info, blocks(), declared_raw=declared))
+
+
+def _fallback_format(name: str, raw_rate: object, close: Callable[[], None] | None = None) -> PcmFormat:
+    """Mono s16le at ``raw_rate``: how input no decoder recognizes is read."""
+    if not rate_ok(raw_rate) or not isinstance(raw_rate, int):
+        if close is not None:
+            close()
+        raise InputError(f"{name}: raw rate {raw_rate} Hz outside {MIN_RATE}-{MAX_RATE}")
+    return raw_format(raw_rate, 1, name)
 
 
 def probe_seconds(path: str | None = None, data: bytes | None = None) -> float | None:
@@ -345,7 +333,7 @@ def open_bytes(data: bytes, name: str, raw_rate: int = RAW_RATE) -> AudioSource:
     try:
         return _open_soundfile(io.BytesIO(data), name, len(data), digest, None)
     except InputError:
-        return _raw_source(name, len(data), digest, io.BytesIO(data).read, raw_rate)
+        return _raw_source(name, len(data), digest, io.BytesIO(data).read, _fallback_format(name, raw_rate))
 
 
 def _open_binary(path: str) -> BinaryIO:
@@ -362,17 +350,6 @@ def sha256_file(path: str | os.PathLike) -> tuple[int, str]:
             h.update(chunk)
             size += len(chunk)
     return size, h.hexdigest()
-
-
-def read_error(name: str, exc: OSError) -> InputError:
-    """The one-line error for an OS error opening or reading input ``name``."""
-    if isinstance(exc, FileNotFoundError):
-        return InputError(f"{name}: no such file")
-    if isinstance(exc, PermissionError):
-        return InputError(f"{name}: permission denied")
-    if isinstance(exc, IsADirectoryError):
-        return InputError(f"{name}: is a directory")
-    return InputError(f"{name}: cannot read ({exc.strerror or exc})")
 
 
 def open_path(path: str, raw_rate: int = RAW_RATE, name: str | None = None) -> AudioSource:
@@ -401,7 +378,7 @@ def open_path(path: str, raw_rate: int = RAW_RATE, name: str | None = None) -> A
         handle.seek(0)
     except OSError as exc:  # EIO and the like, after a successful open
         handle.close()
-        raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
+        raise read_error(name, exc) from None
     try:
         return _open_soundfile(handle, name, size, digest, handle)
     except InputError:
@@ -410,8 +387,8 @@ def open_path(path: str, raw_rate: int = RAW_RATE, name: str | None = None) -> A
     try:
         handle = _open_binary(path)
     except OSError as exc:  # the file went away between the two opens
-        raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
-    return _raw_source(name, size, digest, handle.read, raw_rate, handle.close)
+        raise read_error(name, exc) from None
+    return _raw_source(name, size, digest, handle.read, _fallback_format(name, raw_rate, handle.close), handle.close)
 
 
 def from_array(samples: np.ndarray, sample_rate: int, name: str = "array") -> AudioSource:
@@ -419,10 +396,9 @@ def from_array(samples: np.ndarray, sample_rate: int, name: str = "array") -> Au
     arr = np.asarray(samples)
     if arr.ndim == 1:
         arr = arr[:, None]
-    if arr.ndim != 2 or not 1 <= arr.shape[1] <= MAX_CHANNELS:
+    if arr.ndim != 2 or not channels_ok(arr.shape[1]):
         raise InputError(f"{name}: expected [samples] or [samples, channels], got shape {np.shape(samples)}")
-    if not isinstance(sample_rate, (int, np.integer)) or not MIN_RATE <= sample_rate <= MAX_RATE:
-        raise InputError(f"{name}: sample rate {sample_rate!r} outside {MIN_RATE}-{MAX_RATE} Hz")
+    check_layout(sample_rate, arr.shape[1], name)
     if arr.shape[0] == 0:
         raise InputError(f"{name}: no audio samples")
     arr = np.ascontiguousarray(arr, dtype=np.float32)
@@ -436,3 +412,19 @@ def from_array(samples: np.ndarray, sample_rate: int, name: str = "array") -> Au
             yield mono_of(arr[start : start + size])
 
     return AudioSource(info, blocks())
+
+
+def open_raw_path(path: str, sample_rate: int, channels: int = 1, name: str | None = None) -> AudioSource:
+    """A regular file read as raw s16le PCM (``--raw``): no format detection, every byte a
+    sample byte. Its header is whole (size and sha256 are read first, as for any file)."""
+    name = display_name(path) if name is None else name
+    check_layout(sample_rate, channels, name)
+    try:
+        size, digest = sha256_file(path)
+        handle = _open_binary(path)
+    except OSError as exc:
+        raise read_error(name, exc) from None
+    if size == 0:
+        handle.close()
+        raise InputError(f"{name}: empty input (0 bytes)")
+    return _raw_source(name, size, digest, handle.read, raw_format(sample_rate, channels, name), handle.close, declared=True)
