@@ -202,7 +202,7 @@ def piped_stream(tokenizer: Any, source: PipedSource) -> tuple[TokenStream, Call
             raise InputError(f"{source.name}: no audio samples")
 
     def finish() -> dict:
-        return {"duration_s": round(engine.samples / fmt.sample_rate, 6), "nonfinite_samples": damage[0], "source": source.identity()}
+        return {"samples": engine.samples, "sample_rate": fmt.sample_rate, "nonfinite_samples": damage[0], **source.identity()}
 
     def warnings() -> list[str]:
         notes = []

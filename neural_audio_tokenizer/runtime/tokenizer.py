@@ -30,7 +30,8 @@ from .pack import Pack, StreamSpec, load_pack
 from .records import Frame, frame_time
 from .session import SessionOptions, create_session, parallelism, resolve_device, run_session
 from .silence import SilenceGate
-from .stream import TokenStream, counted, make_header
+from .header import make_header
+from .stream import TokenStream, counted
 
 AudioInput = Union[str, os.PathLike, bytes, tuple, AudioSource]
 
@@ -196,5 +197,5 @@ def token_stream(pack: Pack, source: AudioSource, frames: Iterator[Frame]) -> To
     return counted(
         header,
         frames,
-        lambda: {"duration_s": round(source.decoded / info.sample_rate, 6), "nonfinite_samples": source.nonfinite},
+        lambda: {"samples": source.decoded, "sample_rate": info.sample_rate, "nonfinite_samples": source.nonfinite},
     )
