@@ -35,9 +35,9 @@ import numpy as np
 from ..errors import InputError
 from .audio import mono_of, repair
 from .features import Chunking
+from .header import Header, Stats, StatsCounter, make_header, make_stats
 from .pcm import check_layout
 from .records import Frame
-from .header import Header, Stats, StatsCounter, make_header, make_stats
 
 
 def flexible(pack: Any) -> bool:
@@ -108,8 +108,9 @@ class LiveStream:
 
     ``header`` is the stream's :class:`~.header.Header`; ``bytes``, ``sha256`` and
     ``duration_s`` of its source are None (docs/ndjson.md, "Live and piped input").
-    ``stats`` (a :class:`~.header.Stats`) is known after :meth:`close`. One producer pushes at a time; several streams may run at once on one
-    Tokenizer, from different threads. An encoder failure in the worker is raised by the
+    ``stats`` (a :class:`~.header.Stats`) is known after :meth:`close`. One producer
+    pushes at a time; several streams may run at once on one Tokenizer, from different
+    threads. An encoder failure in the worker is raised by the
     next push, read, wait or close."""
 
     def __init__(self, tokenizer: Any, sample_rate: int, channels: int = 1, name: str = "live") -> None:

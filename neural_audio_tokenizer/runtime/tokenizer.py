@@ -25,12 +25,12 @@ from ..packs import resolve_pack
 from .audio import RAW_RATE, AudioSource, from_array, open_bytes, open_path
 from .engine import Engine
 from .features import ChunkFeatures, EncoderRun, pipeline_for
+from .header import make_header
 from .live import LiveStream, live_chunking
 from .pack import Pack, StreamSpec, load_pack
 from .records import Frame, frame_time
 from .session import SessionOptions, create_session, parallelism, resolve_device, run_session
 from .silence import SilenceGate
-from .header import make_header
 from .stream import TokenStream, counted
 
 AudioInput = Union[str, os.PathLike, bytes, tuple, AudioSource]
