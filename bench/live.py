@@ -125,9 +125,11 @@ def push(pack: str, seconds: float, block_ms: int, speed: float) -> dict:
             ready_at[f.index] = now
         got.extend(frames)
 
+    read = getattr(live, "read", list)  # NAT before the engine had none: push returned the frames
+
     def poll() -> None:  # what an app's UI thread does: read what is ready, now and then
         while not stop.is_set():
-            note(live.read())
+            note(read())
             time.sleep(0.002)
 
     reader = threading.Thread(target=poll, daemon=True)

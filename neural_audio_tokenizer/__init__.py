@@ -2,7 +2,7 @@
 
     from neural_audio_tokenizer import Tokenizer, write_ndjson
     tok = Tokenizer.load()              # built-in pack, CPU
-    stream = tok.stream("song.flac")    # a TokenStream: header, frames (typed), stats
+    stream = tok.stream("song.flac")    # a TokenStream: header, frames, stats (all typed)
     frames = list(stream.frames)
 
 The library is ``runtime/`` (torch-free, in pipeline order); the command-line tools are
@@ -12,7 +12,7 @@ The library is ``runtime/`` (torch-free, in pipeline order); the command-line to
 from __future__ import annotations
 
 __version__ = "1.0.0"
-__all__ = ["Frame", "LineOptions", "TokenStream", "Tokenizer", "expand", "write_ndjson", "__version__"]
+__all__ = ["Frame", "Header", "LineOptions", "Stats", "TokenStream", "Tokenizer", "expand", "write_ndjson", "__version__"]
 
 
 def __getattr__(name: str):
@@ -26,6 +26,10 @@ def __getattr__(name: str):
         from .runtime import records
 
         return getattr(records, name)
+    if name in ("Header", "Stats"):
+        from .runtime import header
+
+        return getattr(header, name)
     if name == "TokenStream":
         from .runtime.stream import TokenStream
 

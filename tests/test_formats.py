@@ -118,7 +118,7 @@ def test_lam_output_is_the_seed_event_format_and_reads_back(tok, half_silent, rl
         assert [e["fi"] for e in body] == list(range(30))
         assert body[3] == {"event": "frame", "fi": 3, "ts": 600.0, "dur": 200.0, "S": body[3]["S"], "A": body[3]["A"]}
     back = read_streams(text.splitlines(), "lam")[0]
-    assert back.header["format"] == "lam_audio_tokens" and back.frame_rate == 5.0
+    assert back.header.format == "lam_audio_tokens" and back.frame_rate == 5.0
     dense = dense_rows(tok, half_silent)
     assert [f.S + f.A for f in back.frames] == [tuple(r[n] for n in NAMES) for r in dense]
     assert [f.index for f in back.frames] == list(range(30))

@@ -114,8 +114,8 @@ def test_frames_come_before_close(builtin):
     assert [f.index for f in got] == list(range(6))
     rest = live.push(x[cut:]) + live.close()
     assert got + rest == list(builtin.encode((x, sr)))
-    assert live.stats["frames"] == 15 and live.stats["duration_s"] == 3.0
-    assert live.header["source"]["sha256"] is None and live.header["source"]["sample_rate"] == sr
+    assert live.stats.frames == 15 and live.stats.duration_s == 3.0
+    assert live.header.source.sha256 is None and live.header.source.sample_rate == sr
 
 
 def test_two_streams_from_two_threads(builtin):

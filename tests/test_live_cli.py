@@ -203,8 +203,8 @@ def test_diff_and_readers_find_a_piped_source_by_its_stats(tmp_path, fmt):
     piped_a.write_bytes(run_nat("--format", fmt, input=a, check=True).stdout)
     piped_b.write_bytes(run_nat("--format", fmt, input=b, check=True).stdout)
     [g], [p] = read_path(str(golden)), read_path(str(piped_a))
-    assert p.header["source"]["sha256"] is None or fmt == "lam"
-    assert p.source["sha256"] == g.source["sha256"] and list(p.frames) == list(g.frames)
+    assert p.header.source.sha256 is None or fmt == "lam"
+    assert p.source.sha256 == g.source.sha256 and list(p.frames) == list(g.frames)
     assert run_nat("diff", str(golden), str(piped_a)).returncode == 0
     differ = run_nat("diff", str(golden), str(piped_b))
     assert differ.returncode != 0 and b"source sha256 differs" in differ.stdout + differ.stderr

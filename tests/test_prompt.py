@@ -132,16 +132,17 @@ def test_fit_finds_the_smallest_pooling_factor_that_fits(budget):
 
     from neural_audio_tokenizer.cli.budget import fit_stream
     from neural_audio_tokenizer.runtime.records import runs
+    from neural_audio_tokenizer.runtime.header import Header, Source, Stats
     from neural_audio_tokenizer.runtime.stream import TokenStream
 
     n = 1000
     frames = [Frame(i, round(i / 5, 3), (i,), (i,)) for i in range(n)]  # all distinct: RLE merges nothing
-    header = {"type": "header", "frame_rate": 5, "streams": {}}
+    header = Header(source=Source("x"), pack=None, frame_rate=5, streams={})
 
     def render(stream, options):  # one token per frame line
         return " a" * sum(1 for _ in runs(stream.frames, stream.frame_rate, options))
 
-    stream = TokenStream.complete(header, frames, {"type": "stats", "frames": n})
+    stream = TokenStream.complete(header, frames, Stats(frames=n, duration_s=n / 5, nonfinite_samples=0, tokens={}))
     fit = fit_stream(stream, budget, render)
     assert fit.pool == math.ceil(n / budget) and fit.estimated_tokens <= budget
     assert fit.rle == (fit.pool > 1 or budget < n)

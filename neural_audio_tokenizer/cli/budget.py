@@ -18,11 +18,13 @@ resolution as the budget allows survives.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ..runtime.header import Header
 from ..runtime.records import Frame, LineOptions
 from ..runtime.stream import TokenStream
 
@@ -61,16 +63,13 @@ def keep_levels(frames: Sequence[Frame], s_levels: int, a_levels: int) -> list[F
     return [Frame(f.index, f.t, f.S[:s_levels], f.A[:a_levels]) for f in frames]
 
 
-def level_header(header: dict, s_levels: int, a_levels: int) -> dict:
+def level_header(header: Header, s_levels: int, a_levels: int) -> Header:
     """A header whose stream token lists match :func:`keep_levels`."""
-    out = dict(header)
-    streams = {}
-    for name, keep in (("S", s_levels), ("A", a_levels)):
-        spec = dict(header["streams"][name])
-        spec["tokens"] = spec["tokens"][:keep]
-        streams[name] = spec
-    out["streams"] = streams
-    return out
+    streams = {
+        name: dataclasses.replace(header.streams[name], tokens=header.streams[name].tokens[:keep])
+        for name, keep in (("S", s_levels), ("A", a_levels))
+    }
+    return dataclasses.replace(header, streams=streams)
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ class Fit:
     rle: bool
     frames: int  # frame lines' frames after pooling
     estimated_tokens: int
-    stream: TokenStream  # the fitted stream: header (with "fit"), pooled frames, stats
+    stream: TokenStream  # the fitted stream: header (with its "fit" annotation), pooled frames, stats
     options: LineOptions  # how it is written: no keyframes after the first, RLE or not
 
 
@@ -99,16 +98,20 @@ def fit_stream(
 
     def attempt(pool: int, rle: bool) -> Fit:
         pooled = pool_frames(frames, pool, frame_rate)
-        fit_info = {"pool": pool, "line_s": round(pool / frame_rate, 3), "rle": rle, "budget": budget, "estimated_tokens": 0}
-        fitted = TokenStream.complete({**stream.header, "fit": fit_info}, pooled, stream.stats)
         options = LineOptions(0, rle=rle)
+
+        def fitted(estimate: int) -> TokenStream:
+            fit_info = {"pool": pool, "line_s": round(pool / frame_rate, 3), "rle": rle, "budget": budget, "estimated_tokens": estimate}
+            return TokenStream.complete(stream.header.with_annotation("fit", fit_info), pooled, stream.stats)
+
         # The estimate is printed inside the header, so settle it (digits change length) in two passes.
+        estimate = 0
         for _ in range(3):
-            tokens = estimate_tokens(render(fitted, options)) + overhead
-            if fit_info["estimated_tokens"] == tokens:
+            tokens = estimate_tokens(render(fitted(estimate), options)) + overhead
+            if estimate == tokens:
                 break
-            fit_info["estimated_tokens"] = tokens
-        return Fit(pool, rle, len(pooled), tokens, fitted, options)
+            estimate = tokens
+        return Fit(pool, rle, len(pooled), tokens, fitted(tokens), options)
 
     for rle in (False, True):
         result = attempt(1, rle)

@@ -68,12 +68,12 @@ class BudgetReport:
         assert self.seen is not None
         stream = TokenStream.complete(self.seen.header, self.frames, self.seen.stats)
         header = stream.header
-        fr = header["frame_rate"]
+        fr = header.frame_rate
         frames = self.frames
         n = len(frames)
-        name = header["source"]["name"]
+        name = header.source.name
         out = [f"budget {name} (--format {self.output.name}): {self.count:,} line{'' if self.count == 1 else 's'}, {self.chars:,} chars, ~{self.tokens:,} LLM tokens (estimate)"]
-        s_all, a_all = (header["streams"][k]["levels"] for k in ("S", "A"))
+        s_all, a_all = (header.streams[k].levels for k in ("S", "A"))
         subsets = []
         for s_keep, a_keep in ((s_all, a_all), (max(1, s_all // 2), max(1, a_all // 2)), (1, 1)):
             if (s_keep, a_keep) not in [x[:2] for x in subsets]:

@@ -113,7 +113,7 @@ def comparability(golden: TokenStream, new: TokenStream, any_audio: bool = False
 
 
 def _source_sha256(stream: TokenStream) -> str | None:
-    return stream.source.get("sha256")  # piped input: from the stats line
+    return stream.source.sha256  # piped input: from the stats line
 
 
 def _levels(stream: TokenStream) -> list[str]:

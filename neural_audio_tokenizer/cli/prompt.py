@@ -26,6 +26,7 @@ import sys
 
 from ..errors import EXIT_OK, InputError, NatError
 from ..runtime import formats
+from ..runtime.header import FORMAT, Stats
 from ..runtime.reader import read_path
 from ..runtime.records import LineOptions
 from ..runtime.sinks import atomic_write
@@ -65,7 +66,7 @@ examples:
 def question(stream: TokenStream) -> str:
     """The question, naming how long a line is and how many tokens each stream has."""
     header = stream.header
-    line_s = header.get("fit", {}).get("line_s", round(1 / header["frame_rate"], 3))
+    line_s = (header.fit or {}).get("line_s", round(1 / header.frame_rate, 3))
     return QUESTION.format(line_s=formats.fmt_time(line_s), s=len(stream.s_names), a=len(stream.a_names))
 
 
@@ -87,7 +88,7 @@ def build_prompt(stream: TokenStream, budget: int, fmt: str = "ndjson", glossary
     ``glossary``: the pack's glossary, for the legend (entries go before frames do)."""
     render = renderer(fmt)
     if glossary is not None:  # the legend replaces a header glossary the token file may carry
-        stream = stream.with_frames(stream.frames, {k: v for k, v in stream.header.items() if k != "glossary"})
+        stream = stream.with_frames(stream.frames, stream.header.without_annotation("glossary"))
     overhead = estimate_tokens(question(stream) + (_legend([]) if glossary else "") + "\n")
     fit = fit_stream(stream, budget, render, overhead)
     if fit is None:
@@ -108,12 +109,12 @@ def _with_legend(fit: Fit, glossary: Glossary, budget: int, render) -> str:
     beside the fitted frames; ``fit`` in the header records how many."""
     frames = list(fit.stream.frames)
     entries = ranked_entries(glossary.for_frames(frames), frames)
-    fit_info = dict(fit.stream.header["fit"])
+    fit_info = dict(fit.stream.header.fit or {})
 
     def text(k: int) -> tuple[str, int]:
         info = {**fit_info, "glossary_entries": k, "glossary_codes": len(entries)}
         for _ in range(3):  # the estimate is printed inside the header: settle its digits
-            stream = fit.stream.with_frames(frames, {**fit.stream.header, "fit": info})
+            stream = fit.stream.with_frames(frames, fit.stream.header.with_annotation("fit", info))
             out = question(stream) + _legend(entries[:k]) + "\n" + render(stream, fit.options)
             tokens = estimate_tokens(out)
             if info["estimated_tokens"] == tokens:
@@ -137,13 +138,13 @@ def _load_tokens(path: str) -> TokenStream:
     if len(streams) != 1:
         raise NatError(f"{path}: holds {len(streams)} streams; nat prompt takes one")
     stream = streams[0]
-    if stream.header.get("format") != "nat-tokens":
+    if stream.header.format != FORMAT:
         raise NatError(f"{path}: a lam_audio_tokens file; nat prompt reads audio or NAT NDJSON (retokenize the audio)")
     if stream.error:
         raise InputError(f"{path}: holds an error record, not tokens ({stream.error})")
     if stream.stats is None:
         frames = list(stream.frames)
-        stats = {"type": "stats", "frames": len(frames), "lines": 0, "duration_s": stream.header["source"].get("duration_s") or 0.0, "nonfinite_samples": 0, "tokens": {}}
+        stats = Stats(frames=len(frames), duration_s=stream.header.source.duration_s or 0.0, nonfinite_samples=0, tokens={})
         stream = TokenStream.complete(stream.header, frames, stats)
     return stream
 
@@ -169,14 +170,14 @@ def _pack_glossary(pack) -> Glossary:
 def _file_glossary(args, stream: TokenStream) -> Glossary:
     """A token file's glossary: its header's (nat --glossary), else its pack's, if that pack
     is installed and is the very pack that made the tokens (same manifest hash)."""
-    if "glossary" in stream.header:
+    if stream.header.glossary is not None:
         return from_header(stream.header, f"{args.input} glossary")
     from ..packs import resolve_pack
     from ..runtime.pack import load_pack
 
-    made_by = stream.header.get("pack") or {}
-    pack = load_pack(resolve_pack(args.pack or made_by.get("name")))
-    if pack.manifest_sha256 != made_by.get("manifest_sha256"):
+    made_by = stream.header.pack
+    pack = load_pack(resolve_pack(args.pack or (made_by.name if made_by is not None else None)))
+    if made_by is None or pack.manifest_sha256 != made_by.manifest_sha256:
         raise NatError(f"--glossary: {args.input} was made by another pack than {pack.name!r} (manifest_sha256 differs); retokenize, or give the pack that made it with --pack")
     return _pack_glossary(pack)
 

@@ -49,6 +49,7 @@ from ..cli.batch.job import Result
 from ..cli.batch.main import INDEX, summarize, write_index
 from ..errors import InputError, NatError
 from ..runtime.inputs.audio import RAW_RATE, display_name, open_bytes, open_path
+from ..runtime.header import Header
 from ..runtime.ndjson import dumps, error_record, header_line, stats_line
 from ..runtime.records import Frame, LineOptions, frame_lines, frame_time
 from ..runtime.tokenizer import Tokenizer
@@ -99,11 +100,11 @@ class Tokenize:
         try:
             source = open_bytes(bytes(data), name, self.raw_rate) if data is not None else open_path(path, self.raw_rate, name=name)
             stream = self.tokenizer.stream(source)
-            row["header"], row["sha256"] = dumps(header_line(stream.header, self.options))[:-1], stream.header["source"]["sha256"]
+            row["header"], row["sha256"] = dumps(header_line(stream.header, self.options))[:-1], stream.header.source.sha256
             for frame in stream.frames:  # kept one by one: the frames before a failure are written too, as nat does
                 frames.append(frame)
             lines = sum(1 for _ in frame_lines(frames, stream.frame_rate, self.options))
-            row["stats"], row["duration_s"] = dumps(stats_line(stream.stats, lines))[:-1], stream.stats["duration_s"]
+            row["stats"], row["duration_s"] = dumps(stats_line(stream.stats, lines))[:-1], stream.stats.duration_s
         except InputError as exc:
             row["status"], row["error"] = "error", str(exc)
         except Exception as exc:  # noqa: BLE001 - one bad file never fails the dataset
@@ -128,12 +129,13 @@ def to_ndjson(row: dict) -> bytes:
     """The NDJSON ``nat`` writes for this row's input (same pack and options)."""
     lines: list[str] = []
     if row.get("header"):
-        header = json.loads(row["header"])
-        enc = header["encoding"]
+        written = json.loads(row["header"])
+        enc = written["encoding"]  # the lines' encoding, beside the header proper
         modes = enc["mode"].split("+")
         options = LineOptions(enc["keyframe_interval_s"], "delta" in modes, "rle" in modes)
-        rate = header["frame_rate"]
-        S, A = header["streams"]["S"]["tokens"], header["streams"]["A"]["tokens"]
+        header = Header.from_json(written)
+        rate = header.frame_rate
+        S, A = header.token_names("S"), header.token_names("A")
         frames = [Frame(i, frame_time(i, rate), tuple(int(row[k][i]) for k in S), tuple(int(row[k][i]) for k in A)) for i in range(len(row["t"]))]
         # Every frame computed, also before a mid-stream failure: nat writes them all.
         lines = [row["header"] + "\n", *(dumps(x) for x in frame_lines(frames, rate, options))]

@@ -9,6 +9,7 @@ In pipeline order (docs/architecture.md draws the map):
 - ``session``: onnxruntime sessions, providers and threads; ``pack`` (+ ``onnx_check``): a verified pack
 - ``tokenizer``: the public Tokenizer: pack + pipeline + RVQ -> TokenStream; ``live``: its push API (LiveStream)
 - ``records``: Frame, LineOptions, dense/delta/RLE lines; ``stream``: TokenStream (header, frames, stats)
+- ``header``: the typed Header and Stats, built (make_header, make_stats) and read/written as JSON there
 - ``ndjson``, ``formats``: a stream rendered; ``reader``: token files read back into streams
 - ``sinks``: stdout, files and folders, written atomically
 

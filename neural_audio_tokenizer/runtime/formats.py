@@ -60,13 +60,13 @@ def render_ndjson(stream: TokenStream, options: LineOptions) -> Iterator[Out]:
 def text_legend(stream: TokenStream, options: LineOptions) -> str:
     """The ``#`` line that opens a stream in the text format."""
     header = stream.header
-    src = header.get("source", {})
-    pack = header.get("pack", {}).get("name", "?")
+    src = header.source
+    pack = header.pack.name if header.pack is not None else "?"
     parts = [
-        f"# {src.get('name', 'input')}",
-        "streamed" if src.get("duration_s", 0.0) is None else f"{fmt_time(round(float(src.get('duration_s', 0.0)), 3))} s",  # piped: known at the end
+        f"# {src.name}",
+        "streamed" if src.duration_s is None else f"{fmt_time(round(float(src.duration_s), 3))} s",  # piped: known at the end
         f"pack {pack}",
-        f"{header.get('frame_rate')} frames/s",
+        f"{header.frame_rate} frames/s",
         "line: t S " + " ".join(stream.s_names) + " A " + " ".join(stream.a_names)
         + " (t start s; S semantic: musical content; A acoustic: timbre; level 0 coarsest;"
         " equal numbers at a level = similar sound"
@@ -74,7 +74,7 @@ def text_legend(stream: TokenStream, options: LineOptions) -> str:
         + ("; xN = N identical frames" if options.rle else "")
         + ")",
     ]
-    fit = header.get("fit")
+    fit = header.fit
     if fit and fit.get("pool", 1) > 1:
         parts.append(f"each line pools {fit['pool']} frames ({fmt_time(fit.get('line_s', 0))} s): most common token per level")
     return " | ".join(parts) + "\n"
@@ -99,10 +99,11 @@ def render_text(stream: TokenStream, options: LineOptions) -> Iterator[Out]:
     """The compact text form: a ``#`` legend (and the glossary's, when the header has one),
     one line per frame line, ``# end``."""
     yield text_legend(stream, options)
-    if "glossary" in stream.header:  # nat --glossary: frames are known (runtime/glossary.annotate)
+    glossary = stream.header.glossary
+    if glossary is not None:  # nat --glossary: frames are known (runtime/glossary.annotate)
         frames = list(stream.frames)
         stream = stream.with_frames(frames)
-        for line in legend_lines(ranked_entries(stream.header["glossary"], frames)):
+        for line in legend_lines(ranked_entries(glossary, frames)):
             yield f"# {line}\n"
     previous: Frame | None = None
     for run in runs(stream.frames, stream.frame_rate, options):
@@ -110,7 +111,7 @@ def render_text(stream: TokenStream, options: LineOptions) -> Iterator[Out]:
         previous = run.frame
     end = stream.stats
     if end is not None:
-        yield f"# end {stream.header.get('source', {}).get('name', 'input')}: {end['frames']} frames, {fmt_time(end['duration_s'])} s\n"
+        yield f"# end {stream.header.source.name}: {end.frames} frames, {fmt_time(end.duration_s)} s\n"
 
 
 # --- the original script's text dumps -----------------------------------------------------
@@ -166,14 +167,14 @@ def lam_header(stream: TokenStream, rle: bool) -> dict:
     """The original script's header event for ``stream``."""
     header = stream.header
     s_names, a_names = stream.s_names, stream.a_names
-    src = header.get("source", {})
-    pack = header.get("pack", {})
-    fr = header["frame_rate"]
-    sizes = {k: header["streams"][k]["codebook_size"] for k in ("S", "A")}
-    model_id = f"nat-{pack.get('name', 'pack')}"
+    src = header.source
+    pack = header.pack
+    fr = header.frame_rate
+    sizes = {k: header.streams[k].codebook_size for k in ("S", "A")}
+    model_id = f"nat-{pack.name if pack is not None else 'pack'}"
     layers = [{"name": n, "type": "semantic", "vocab": sizes["S"], "encoding": "rle" if rle else "dense"} for n in s_names]
     layers += [{"name": n, "type": "acoustic", "vocab": sizes["A"], "encoding": "dense"} for n in a_names]
-    sr = int(src.get("sample_rate", 0))
+    sr = int(src.sample_rate or 0)
     return {
         "event": "header",
         "format_version": "1.5",
@@ -189,14 +190,14 @@ def lam_header(stream: TokenStream, rle: bool) -> dict:
         "start_ts": 0.0,
         "layers": layers,
         "legend": LAM_LEGEND,
-        "duration_seconds": None if src.get("duration_s", 0.0) is None else round(float(src.get("duration_s", 0.0)), 3),
-        "audio_sha256": src.get("sha256"),
+        "duration_seconds": None if src.duration_s is None else round(float(src.duration_s), 3),
+        "audio_sha256": src.sha256,
         "metadata": {
-            "file_path": src.get("name"),
+            "file_path": src.name,
             "processing_sample_rate": sr,
             "generator": "nat",
-            "pack": pack.get("name"),
-            "pack_manifest_sha256": pack.get("manifest_sha256"),
+            "pack": pack.name if pack is not None else None,
+            "pack_manifest_sha256": pack.manifest_sha256 if pack is not None else None,
         },
     }
 
@@ -229,14 +230,15 @@ def render_lam(stream: TokenStream, options: LineOptions) -> Iterator[Out]:
     end = stream.stats
     event = {"event": "end", "frames": count}
     if end is not None:
+        written = end.to_json()
         event["stats"] = {
-            "frames": end["frames"],
-            "duration_seconds": end["duration_s"],
-            "nonfinite_samples": end["nonfinite_samples"],
-            "tokens": end["tokens"],
+            "frames": written["frames"],
+            "duration_seconds": written["duration_s"],
+            "nonfinite_samples": written["nonfinite_samples"],
+            "tokens": written["tokens"],
         }
-        if end.get("source"):  # piped input: the size and hash its header could not carry
-            event["stats"]["source"] = end["source"]
+        if end.source is not None:  # piped input: the size and hash its header could not carry
+            event["stats"]["source"] = written["source"]
     yield event
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from ..errors import PackError
 from .records import Frame
+from .header import Header
 from .stream import TokenStream
 
 FORMAT = "nat-glossary"
@@ -118,7 +119,7 @@ def annotate(stream: TokenStream, glossary: Glossary) -> TokenStream:
     last one: the frames are computed here, so an annotated stream starts writing when its
     input is done (docs/ndjson.md, "Glossary")."""
     frames = list(stream.frames)
-    header = {**stream.header, "glossary": glossary.for_frames(frames)}
+    header = stream.header.with_annotation("glossary", glossary.for_frames(frames))
     return TokenStream.complete(header, frames, stream.stats, stream.error)
 
 
@@ -253,11 +254,11 @@ def parse(data: bytes, streams: Mapping[str, tuple[int, int]], codebooks_sha256:
     return Glossary(parse_codes(doc.get("codes"), streams, where))
 
 
-def from_header(header: Mapping[str, Any], where: str) -> Glossary:
+def from_header(header: Header, where: str) -> Glossary:
     """The glossary a token file's header carries (validated like a pack's)."""
     try:
-        streams = {name: (int(spec["levels"]), int(spec["codebook_size"])) for name, spec in header["streams"].items()}
-        codes = {k: v for k, v in dict(header.get("glossary") or {}).items() if k != "note"}
+        streams = {name: (int(spec.levels), int(spec.codebook_size)) for name, spec in header.streams.items()}
+        codes = {k: v for k, v in dict(header.glossary or {}).items() if k != "note"}
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise _fail(where, f"malformed header ({type(exc).__name__}: {exc})") from None
     return Glossary(parse_codes(codes, streams, where))

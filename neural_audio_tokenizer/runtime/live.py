@@ -35,9 +35,9 @@ import numpy as np
 from ..errors import InputError
 from .inputs.audio import mono_of, repair
 from .features import Chunking
+from .header import Header, Stats, StatsCounter, make_header, make_stats
 from .inputs.limits import check_layout
 from .records import Frame
-from .stream import StatsCounter, make_header
 
 
 def flexible(pack: Any) -> bool:
@@ -106,10 +106,11 @@ class _Worker:
 class LiveStream:
     """One live input: push sample blocks, read the frames (see the module docstring).
 
-    ``header`` is the stream's header object; ``bytes``, ``sha256`` and ``duration_s`` of
-    its source are null (docs/ndjson.md, "Live and piped input"). ``stats`` is known after
-    :meth:`close`. One producer pushes at a time; several streams may run at once on one
-    Tokenizer, from different threads. An encoder failure in the worker is raised by the
+    ``header`` is the stream's :class:`~.header.Header`; ``bytes``, ``sha256`` and
+    ``duration_s`` of its source are None (docs/ndjson.md, "Live and piped input").
+    ``stats`` (a :class:`~.header.Stats`) is known after :meth:`close`. One producer
+    pushes at a time; several streams may run at once on one Tokenizer, from different
+    threads. An encoder failure in the worker is raised by the
     next push, read, wait or close."""
 
     def __init__(self, tokenizer: Any, sample_rate: int, channels: int = 1, name: str = "live") -> None:
@@ -122,8 +123,8 @@ class LiveStream:
         self._closed = False
         self.nonfinite = 0
         self.clipped = 0
-        self.header = make_header(tokenizer.pack, name=name, decoder="live", format="float32", sample_rate=self.sample_rate, channels=self.channels)
-        self.stats: dict | None = None
+        self.header: Header = make_header(tokenizer.pack, name=name, decoder="live", format="float32", sample_rate=self.sample_rate, channels=self.channels)
+        self.stats: Stats | None = None
 
     def push(self, samples: Any) -> list[Frame]:
         """Queue a block: float32/float64 in [-1, 1] or int16 (scaled by 1/32768, as raw PCM),
@@ -161,13 +162,7 @@ class LiveStream:
         w.put(_END)
         w.thread.join()
         frames = self.read()
-        self.stats = {
-            "type": "stats",
-            "frames": w.counter.frames,
-            "duration_s": round(w.engine.samples / self.sample_rate, 6),
-            "nonfinite_samples": self.nonfinite,
-            "tokens": w.counter.tokens(),
-        }
+        self.stats = make_stats(w.counter, samples=w.engine.samples, sample_rate=self.sample_rate, nonfinite_samples=self.nonfinite)
         return frames
 
     @property

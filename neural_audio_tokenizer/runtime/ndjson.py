@@ -12,11 +12,9 @@ import json
 from collections.abc import Iterator
 from typing import TextIO
 
+from .header import Header, Stats
 from .records import LineOptions, frame_lines
 from .stream import TokenStream
-
-# Header keys that come before ``encoding``; ``legend`` and anything a tool adds (``fit``) follow it.
-_HEAD_KEYS = ("type", "format", "format_version", "source", "pack", "frame_rate", "streams")
 
 
 def dumps(obj: dict) -> str:
@@ -24,19 +22,14 @@ def dumps(obj: dict) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=True, allow_nan=False) + "\n"
 
 
-def header_line(header: dict, options: LineOptions) -> dict:
+def header_line(header: Header, options: LineOptions) -> dict:
     """The header object as written: ``header`` with the ``encoding`` that ``options`` give."""
-    out = {key: header[key] for key in _HEAD_KEYS if key in header}
-    out["encoding"] = {"mode": options.mode, "keyframe_interval_s": options.keyframe_interval_s}
-    out.update((key, value) for key, value in header.items() if key not in out)
-    return out
+    return header.to_json(encoding={"mode": options.mode, "keyframe_interval_s": options.keyframe_interval_s})
 
 
-def stats_line(stats: dict, lines: int) -> dict:
+def stats_line(stats: Stats, lines: int) -> dict:
     """The stats object as written: ``stats`` with the number of frame ``lines`` written."""
-    out = {"type": "stats", "frames": stats["frames"], "lines": lines}
-    out.update((key, value) for key, value in stats.items() if key not in out)
-    return out
+    return stats.to_json(lines=lines)
 
 
 def lines(stream: TokenStream, options: LineOptions = LineOptions()) -> Iterator[dict]:

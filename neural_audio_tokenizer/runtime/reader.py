@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterable, Iterator
 
 from ..errors import NatError
+from .header import FORMAT, Header, PackRef, Source, Stats, StreamInfo
 from .records import Frame, expand, frame_time
 from .stream import TokenStream
 
@@ -31,10 +32,10 @@ LAM = "lam_audio_tokens"
 def pack_identity(stream: TokenStream) -> tuple[str, str | None]:
     """(what it is, value) naming the pack a stream was made with: its manifest_sha256, or
     for the original script's files, which have none, its codebook_id."""
-    pack = stream.header.get("pack") or {}
-    if pack.get("manifest_sha256") or not pack.get("codebook_id"):
-        return "manifest_sha256", pack.get("manifest_sha256")
-    return "codebook_id", pack.get("codebook_id")
+    pack = stream.header.pack
+    if pack is None or pack.manifest_sha256 or not pack.codebook_id:
+        return "manifest_sha256", pack.manifest_sha256 if pack is not None else None
+    return "codebook_id", pack.codebook_id
 
 
 def _dense(frames: dict[int, tuple[int, ...]], frame_rate: float, n_s: int) -> list[Frame]:
@@ -116,7 +117,10 @@ def read_streams(lines: Iterable[str], label: str) -> list[TokenStream]:
 
 
 def _error_stream(kind: str, obj: dict) -> TokenStream:
-    header = {"type": "header", "format": LAM if kind == "lam" else "nat-tokens", "source": {"name": str(obj.get("source", "?"))}, "frame_rate": 0.0}
+    header = Header(
+        source=Source(str(obj.get("source", "?"))), pack=None, frame_rate=0.0, streams={},
+        legend=None, format=LAM if kind == "lam" else FORMAT, format_version=None,
+    )
     return TokenStream.complete(header, [], None, error=str(obj.get("message", "error")))
 
 
@@ -131,15 +135,23 @@ class _Builder:
 
     def finish(self) -> TokenStream:
         header, frames, n_s = self._nat() if self.kind == "nat" else self._lam()
-        stats = self.end if self.kind == "nat" else None
-        return TokenStream.complete(header, _dense(frames, header["frame_rate"], n_s), stats, self.error)
+        stats = self._stats() if self.kind == "nat" else None
+        return TokenStream.complete(header, _dense(frames, header.frame_rate, n_s), stats, self.error)
 
-    def _nat(self) -> tuple[dict, dict[int, tuple[int, ...]], int]:
-        h = self.header
+    def _stats(self) -> Stats | None:
+        if self.end is None:
+            return None
         try:
-            frame_rate = h["frame_rate"]
-            s_names, a_names = list(h["streams"]["S"]["tokens"]), list(h["streams"]["A"]["tokens"])
-        except (KeyError, TypeError):
+            return Stats.from_json(self.end)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise ReadError(f"{self.where}: its stats line lacks frames or has malformed token figures") from None
+
+    def _nat(self) -> tuple[Header, dict[int, tuple[int, ...]], int]:
+        try:
+            header = Header.from_json(self.header)
+            frame_rate = header.frame_rate
+            s_names, a_names = list(header.streams["S"].tokens), list(header.streams["A"].tokens)
+        except (KeyError, TypeError, ValueError, AttributeError):
             raise ReadError(f"{self.where}: header lacks frame_rate or streams") from None
         if not isinstance(frame_rate, (int, float)) or frame_rate <= 0:
             raise ReadError(f"{self.where}: bad frame_rate {frame_rate!r}")
@@ -153,9 +165,9 @@ class _Builder:
             raise ReadError(f"{self.where}: a frame line of this stream lacks {what}") from None
         except (TypeError, ValueError):
             raise ReadError(f"{self.where}: a frame line has a bad t, n or token") from None
-        return h, frames, len(s_names)
+        return header, frames, len(s_names)
 
-    def _lam(self) -> tuple[dict, dict[int, tuple[int, ...]], int]:
+    def _lam(self) -> tuple[Header, dict[int, tuple[int, ...]], int]:
         h = self.header
         fps = h.get("frames_per_second")
         layers = h.get("layers")
@@ -167,17 +179,18 @@ class _Builder:
         meta = h.get("metadata") if isinstance(h.get("metadata"), dict) else {}
         end_stats = self.end.get("stats") if isinstance(self.end, dict) and isinstance(self.end.get("stats"), dict) else {}
         late = end_stats.get("source") if isinstance(end_stats.get("source"), dict) else {}
-        header = {
-            "type": "header",
-            "format": LAM,
-            "source": {"name": str(meta.get("file_path") or "?"), "sha256": h.get("audio_sha256") or late.get("sha256")},
-            "pack": {"name": meta.get("pack"), "manifest_sha256": meta.get("pack_manifest_sha256"), "codebook_id": h.get("codebook_id")},
-            "frame_rate": float(fps),
-            "streams": {
-                key: {"levels": len(group), "codebook_size": group[0].get("vocab") if group else None, "tokens": [lay["name"] for lay in group]}
+        header = Header(
+            source=Source(str(meta.get("file_path") or "?"), sha256=h.get("audio_sha256") or late.get("sha256")),
+            pack=PackRef(meta.get("pack"), meta.get("pack_manifest_sha256"), h.get("codebook_id")),
+            frame_rate=float(fps),
+            streams={
+                key: StreamInfo(len(group), group[0].get("vocab") if group else None, tuple(lay["name"] for lay in group))
                 for key, group in (("S", s_layers), ("A", a_layers))
             },
-        }
+            legend=None,
+            format=LAM,
+            format_version=None,
+        )
         frames: dict[int, tuple[int, ...]] = {}
         frame_ms = 1000.0 / fps
         dense_s = [lay["name"] for lay in s_layers if lay.get("encoding") != "rle"]

@@ -27,12 +27,13 @@ from .inputs.limits import RAW_RATE
 from .inputs.piped import PipedSource
 from .engine import Engine
 from .features import ChunkFeatures, EncoderRun, pipeline_for
+from .header import make_header
 from .live import LiveStream, live_chunking
 from .pack import Pack, StreamSpec, load_pack
 from .records import Frame, frame_time
 from .session import SessionOptions, create_session, parallelism, resolve_device, run_session
 from .silence import SilenceGate
-from .stream import TokenStream, counted, make_header
+from .stream import TokenStream, counted
 
 AudioInput = Union[str, os.PathLike, bytes, tuple, AudioSource, PipedSource]
 
@@ -175,7 +176,7 @@ class Tokenizer:
             source.check_end()
 
         def finish() -> dict:
-            return {"duration_s": round(source.samples / fmt.sample_rate, 6), "nonfinite_samples": source.nonfinite, "source": source.identity()}
+            return {"samples": source.samples, "sample_rate": fmt.sample_rate, "nonfinite_samples": source.nonfinite, **source.identity()}
 
         return counted(header, frames(), finish)
 
@@ -231,5 +232,5 @@ def token_stream(pack: Pack, source: AudioSource, frames: Iterator[Frame]) -> To
     return counted(
         header,
         frames,
-        lambda: {"duration_s": round(source.decoded / info.sample_rate, 6), "nonfinite_samples": source.nonfinite},
+        lambda: {"samples": source.decoded, "sample_rate": info.sample_rate, "nonfinite_samples": source.nonfinite},
     )

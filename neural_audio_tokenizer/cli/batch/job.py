@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ...errors import InputError, NatError, OutputError
 from ...runtime.inputs.audio import open_path, sha256_file
+from ...runtime.header import Header, Stats
 from ...runtime.ndjson import dumps, error_record, lines
 from ...runtime.records import LineOptions
 from ...runtime.sinks import AtomicFile
@@ -68,22 +69,24 @@ class Worker:
         """A Result("skipped") when ``job.output`` already holds this input's whole stream."""
         try:
             head, tail = _first_and_last_line(job.output)
-            header, stats = json.loads(head), json.loads(tail)
-        except (OSError, ValueError):
+            first, last = json.loads(head), json.loads(tail)
+            if first.get("type") != "header" or last.get("type") != "stats":
+                return None
+            header, stats = Header.from_json(first), Stats.from_json(last)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
         s = self.settings
-        source = header.get("source") or {}
+        source = header.source
         same = (
-            header.get("type") == "header"
-            and stats.get("type") == "stats"
-            and source.get("name") == job.rel
-            and (header.get("pack") or {}).get("manifest_sha256") == self.tokenizer.pack.manifest_sha256
-            and header.get("encoding") == {"mode": s.options.mode, "keyframe_interval_s": s.options.keyframe_interval_s}
-            and (source.get("decoder") != "raw" or source.get("sample_rate") == s.raw_rate)
+            source.name == job.rel
+            and header.pack is not None
+            and header.pack.manifest_sha256 == self.tokenizer.pack.manifest_sha256
+            and first.get("encoding") == {"mode": s.options.mode, "keyframe_interval_s": s.options.keyframe_interval_s}
+            and (source.decoder != "raw" or source.sample_rate == s.raw_rate)
         )
-        if not same or _sha256(job.path) != source.get("sha256"):
+        if not same or _sha256(job.path) != source.sha256:
             return None
-        return Result(job.index, "skipped", source["sha256"], stats.get("frames"), stats.get("duration_s"))
+        return Result(job.index, "skipped", source.sha256, stats.frames, stats.duration_s)
 
     def tokenize(self, job: Job) -> Result:
         s = self.settings
@@ -97,10 +100,10 @@ class Worker:
         try:
             try:
                 stream = self.tokenizer.stream(open_path(job.path, s.raw_rate, name=job.rel))
-                result.sha256 = stream.header["source"]["sha256"]
+                result.sha256 = stream.header.source.sha256
                 for line in lines(stream, s.options):
                     file.write(dumps(line).encode("ascii"))
-                result.frames, result.duration_s = stream.stats["frames"], stream.stats["duration_s"]
+                result.frames, result.duration_s = stream.stats.frames, stream.stats.duration_s
             except InputError as exc:
                 result.status, result.error = "error", str(exc)
                 file.write(dumps(error_record(job.rel, exc)).encode("ascii"))

@@ -63,15 +63,15 @@ def level_values(frames: Sequence[Frame], names: Sequence[str]) -> dict[str, lis
 def stream_metrics(stream: TokenStream) -> dict:
     """metrics.json: the input, the pack and per-level numbers of a stream whose frames are all known."""
     header, frames, stats = stream.header, list(stream.frames), stream.stats
-    fr = header["frame_rate"]
+    fr = header.frame_rate
     columns = level_values(frames, stream.s_names + stream.a_names)
-    src = header["source"]
+    src = header.source.to_json()
     return {
         "source": {k: src[k] for k in ("name", "sha256", "sample_rate", "channels", "duration_s")},
-        "pack": header["pack"],
+        "pack": header.pack.to_json() if header.pack is not None else None,
         "frame_rate": fr,
         "frames": len(frames),
-        "duration_s": stats["duration_s"] if stats else round(len(frames) / fr, 3),
-        "codebook_size": {k: header["streams"][k]["codebook_size"] for k in ("S", "A")},
+        "duration_s": stats.duration_s if stats else round(len(frames) / fr, 3),
+        "codebook_size": {k: header.streams[k].codebook_size for k in ("S", "A")},
         "levels": {name: level_metrics(values, fr) for name, values in columns.items()},
     }

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ...errors import InputError
 from ...runtime import formats
+from ...runtime.header import Header
 from ...runtime.ndjson import dumps, error_record
 from ...runtime.ndjson import lines as ndjson_lines
 from ...runtime.records import LineOptions
@@ -43,25 +44,27 @@ def write_file(path: Path, data: bytes) -> None:
     log.info("wrote %s", path)
 
 
-def tokens_json(stream: TokenStream) -> bytes:
-    """One JSON document: the header and stats as written, times and codes in columns."""
+def tokens_json(stream: TokenStream, header: dict, stats: dict | None) -> bytes:
+    """One JSON document: the header and stats as written (``header``, ``stats``: the NDJSON
+    objects), times and codes in columns."""
     frames = list(stream.frames)
     columns = {n: [f.S[i] for f in frames] for i, n in enumerate(stream.s_names)}
     columns.update({n: [f.A[i] for f in frames] for i, n in enumerate(stream.a_names)})
-    doc = {"header": stream.header, "frames": len(frames), "t": [f.t for f in frames], "tokens": columns, "stats": stream.stats}
+    doc = {"header": header, "frames": len(frames), "t": [f.t for f in frames], "tokens": columns, "stats": stats}
     return (json.dumps(doc, separators=(",", ":"), ensure_ascii=True) + "\n").encode("ascii")
 
 
-def markdown(header: dict, metrics: dict, files: dict[str, str]) -> str:
-    src = header["source"]
-    ch = {1: "mono", 2: "stereo"}.get(src["channels"], f"{src['channels']} channels")
+def markdown(header: Header, metrics: dict, files: dict[str, str]) -> str:
+    src = header.source
+    ch = {1: "mono", 2: "stereo"}.get(src.channels, f"{src.channels} channels")
+    pack = header.pack.name if header.pack is not None else "?"
     lines = [
-        f"# {src['name']}",
+        f"# {src.name}",
         "",
-        f"{metrics['duration_s']:g} s, {src['sample_rate']} Hz {ch}, {src['format']} · pack `{header['pack']['name']}`"
-        f" ({header['frame_rate']} frames/s) · {metrics['frames']} frames",
+        f"{metrics['duration_s']:g} s, {src.sample_rate} Hz {ch}, {src.format} · pack `{pack}`"
+        f" ({header.frame_rate} frames/s) · {metrics['frames']} frames",
         "",
-        f"![waveform, spectrogram and tokens of {src['name']}]({files['overview']})",
+        f"![waveform, spectrogram and tokens of {src.name}]({files['overview']})",
         "",
         "Top to bottom: the waveform, a log-mel spectrogram and the token levels on the same time axis.",
         "Token colours stand for codes (same colour, same token); S levels describe musical content,",
@@ -79,7 +82,7 @@ def markdown(header: dict, metrics: dict, files: dict[str, str]) -> str:
         )
     lines += [
         "",
-        f"![token histograms of {src['name']}]({files['histograms']})",
+        f"![token histograms of {src.name}]({files['histograms']})",
         "",
         "## Files",
         "",
@@ -92,7 +95,7 @@ def markdown(header: dict, metrics: dict, files: dict[str, str]) -> str:
 def write_input(folder: Path, stem: str, stream: TokenStream, analysis, fmt_name: str, options: LineOptions) -> None:
     """All files for one tokenized input (``stream``: its frames all known)."""
     header = stream.header
-    fr = header["frame_rate"]
+    fr = header.frame_rate
     frames = list(stream.frames)
     names = stream.s_names + stream.a_names
     files = {
@@ -105,21 +108,21 @@ def write_input(folder: Path, stem: str, stream: TokenStream, analysis, fmt_name
         "report": f"{stem}_report.md",
     }
     written = list(ndjson_lines(stream, options))
-    # as written: the header with its encoding, the stats with their line count
-    as_written = TokenStream.complete(written[0], frames, written[-1])
+    complete = TokenStream.complete(header, frames, stream.stats)
     if fmt_name == "lam":
         token_text = formats.render_text_of(formats.get("lam"), stream, options)
     else:
         token_text = "".join(map(dumps, written))
     write_file(folder / files["ndjson"], token_text.encode("ascii"))
-    write_file(folder / files["json"], tokens_json(as_written))
+    # as written: the header with its encoding, the stats with their line count
+    write_file(folder / files["json"], tokens_json(complete, written[0], written[-1]))
     txt_format = fmt_name if fmt_name in ("text", *formats.ORIGINAL_TEXT) else "text"
     write_file(folder / files["txt"], formats.render_text_of(formats.get(txt_format), stream, options).encode("utf-8"))
-    title = f"{header['source']['name']} · pack {header['pack']['name']}"
+    title = f"{header.source.name} · pack {header.pack.name if header.pack is not None else '?'}"
     write_file(folder / files["overview"], viz.overview_png(title, analysis, frames, names, fr))
-    sizes = {"S": header["streams"]["S"]["codebook_size"], "A": header["streams"]["A"]["codebook_size"]}
-    write_file(folder / files["histograms"], viz.histograms_png(header["source"]["name"], frames, names, sizes))
-    metrics = stream_metrics(as_written)
+    sizes = {"S": header.streams["S"].codebook_size, "A": header.streams["A"].codebook_size}
+    write_file(folder / files["histograms"], viz.histograms_png(header.source.name, frames, names, sizes))
+    metrics = stream_metrics(complete)
     write_file(folder / files["metrics"], (json.dumps(metrics, indent=2) + "\n").encode("ascii"))
     write_file(folder / files["report"], markdown(header, metrics, files).encode("utf-8"))
 
