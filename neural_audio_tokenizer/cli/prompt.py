@@ -14,7 +14,7 @@ stream (``S0 24 = D major (D F# A), tonal``; ``A0 143 = quiet, dark, tonal, stea
 register``), the most frequent first. The legend is counted in the budget, and entries go
 before frames do: the frames are fitted as if the legend had no entries, then as many
 entries as the rest of the budget holds are added (``fit`` records ``glossary_entries`` of
-``glossary_codes``).
+``glossary_codes``); when not one entry fits, the legend is left out, heading and all.
 
 INPUT is an audio file ('-': stdin), or a NAT NDJSON file (``.ndjson``/``.jsonl``) already
 tokenized, which is then only re-fitted.
@@ -88,7 +88,7 @@ def build_prompt(stream: TokenStream, budget: int, fmt: str = "ndjson", glossary
     render = renderer(fmt)
     if glossary is not None:  # the legend replaces a header glossary the token file may carry
         stream = stream.with_frames(stream.frames, {k: v for k, v in stream.header.items() if k != "glossary"})
-    overhead = estimate_tokens(question(stream) + (_legend([]) if glossary else "") + "\n")
+    overhead = estimate_tokens(question(stream) + ("".join(line + "\n" for line in legend_lines([])) if glossary else "") + "\n")  # room for the heading
     fit = fit_stream(stream, budget, render, overhead)
     if fit is None:
         first = TokenStream.complete(stream.header, list(stream.frames)[:1], stream.stats)
@@ -100,7 +100,8 @@ def build_prompt(stream: TokenStream, budget: int, fmt: str = "ndjson", glossary
 
 
 def _legend(entries: list[str]) -> str:
-    return "".join(line + "\n" for line in legend_lines(entries))
+    """The legend's lines; none when no entry fits (a heading over nothing tells the reader nothing)."""
+    return "".join(line + "\n" for line in legend_lines(entries)) if entries else ""
 
 
 def _with_legend(fit: Fit, glossary: Glossary, budget: int, render) -> str:
