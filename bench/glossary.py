@@ -22,7 +22,9 @@ measured frame by frame with the glossary's own descriptors (export/glossary.py 
   frame's A0 code names its largest family; the clip is right when the most common of
   those names its GM family (solos), or, for mixtures, when the most common largest family
   other than bass and drum kit names the lead's; drums: a mixture's frames' codes give the
-  drum kit 10 % or more on average exactly when it has drums;
+  drum kit 10 % or more on average exactly when it has drums. Also: how often the clip's
+  family is among the families the legend names (10 % or more) on at least half its frames,
+  and the ceiling any one family per A0 code could reach, fitted on these very clips;
 - distinct: how many A0 codes have a legend line of their own, with and without the
   percentages.
 
@@ -119,22 +121,38 @@ def evaluate_families(pack_ref: str, clips: list[dict]) -> dict:
     lines = [vocab.entry_text("A0", c, e).split(" = ", 1)[1] for c, e in a0.items()]
     out = {"a0_codes": len(lines), "distinct": len(set(lines)), "distinct_without_numbers": len({re.sub(r" [0-9]+ %", "", x) for x in lines})}
     if not any("families" in e for e in a0.values()):
-        return {**out, "family_solo": None, "family_mixture": None, "drums": None}
+        return {**out, "family_solo": None, "family_mixture": None, "drums": None}  # no family words to score
     tok = Tokenizer(pack, SessionOptions("cpu", 1))
-    right = {"solo": [], "mixture": [], "drums": []}
+    right: dict[str, list[bool]] = {"solo": [], "mixture": [], "drums": [], "named_solo": [], "named_mixture": []}
+    sounding = []
     for clip in clips:
         x, sr = sf.read(str(clip["path"]), dtype="float32")
         frames = list(tok.stream((x, sr), clip["path"].name).frames)
         m = measure(x, sr, pack.frame_rate, len(frames))
-        fams = [a0.get(f.A[0], {}).get("families") or {} for k, f in enumerate(frames) if m.dbfs[k] >= vocab.SILENT_DB]
+        codes = [f.A[0] for k, f in enumerate(frames) if m.dbfs[k] >= vocab.SILENT_DB]
+        sounding.append(codes)
+        fams = [a0.get(c, {}).get("families") or {} for c in codes]
         skip = () if clip["kind"] == "solo" else ("bass", vocab.DRUM_KIT)
         tops = [max((w for w in fam if w not in skip), key=lambda w: fam[w], default=None) for fam in fams]
         named = Counter(t for t in tops if t is not None)
         right[clip["kind"]].append(bool(named) and named.most_common(1)[0][0] == clip["family"])
+        shown = [bool(fam) and clip["family"] in vocab.shown_families(fam) for fam in fams]
+        right[f"named_{clip['kind']}"].append(bool(shown) and 2 * sum(shown) >= len(shown))
         if clip["kind"] == "mixture":
             drums = float(np.mean([fam.get(vocab.DRUM_KIT, 0.0) for fam in fams])) if fams else 0.0
             right["drums"].append((drums >= DRUM_SHARE) == clip["drums"])
-    return {**out, **{f"family_{k}" if k != "drums" else k: sum(v) / len(v) for k, v in right.items()}, "family_clips": {k: len(v) for k, v in right.items()}}
+    # What any one family per A0 code could reach, fitted on these very clips (an optimistic bound).
+    ceiling = {}
+    for kind in ("solo", "mixture"):
+        picked = [(clip, codes) for clip, codes in zip(clips, sounding) if clip["kind"] == kind]
+        per_code: dict[int, Counter] = defaultdict(Counter)
+        for clip, codes in picked:
+            for c in codes:
+                per_code[c][clip["family"]] += 1
+        best = {c: n.most_common(1)[0][0] for c, n in per_code.items()}
+        ceiling[f"family_ceiling_{kind}"] = sum(bool(codes) and Counter(best[c] for c in codes).most_common(1)[0][0] == clip["family"] for clip, codes in picked) / max(1, len(picked))
+    rates = {(k if k == "drums" else f"family_{k}"): sum(v) / len(v) for k, v in right.items() if v}
+    return {**out, **rates, **ceiling, "family_clips": {k: len(v) for k, v in right.items() if not k.startswith("named")}}
 
 
 def evaluate(pack_ref: str, clips: list[tuple[Path, int, str]], seed: int) -> dict:
@@ -232,10 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(f"| {r['pack']} | {r['frames']} | {pct(r['chord'])} | {pct(r['chord_ceiling'])} | {pct(r['chord_named'])} | {pct(r['chord_own_profile'])} | {pct(r['loudness'])} | {pct(r['loudness_ceiling'])} | {pct(r['brightness'])} | {pct(r['loudness_random_gain'])} |")
-    print("\n| pack | family, solo clips | family (lead), mixtures | drums yes/no, mixtures | A0 codes | distinct A0 lines | distinct without percentages |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("\n| pack | family, solo clips | named on most frames | ceiling: one family per A0 code | family (lead), mixtures | named on most frames | ceiling | drums yes/no, mixtures | A0 codes | distinct A0 lines | distinct without percentages |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['pack']} | {pct(r['family_solo'])} | {pct(r['family_mixture'])} | {pct(r['drums'])} | {r['a0_codes']} | {r['distinct']} | {r['distinct_without_numbers']} |")
+        g = {k: pct(r.get(k)) for k in ("family_solo", "family_named_solo", "family_ceiling_solo", "family_mixture", "family_named_mixture", "family_ceiling_mixture", "drums")}
+        print(f"| {r['pack']} | {g['family_solo']} | {g['family_named_solo']} | {g['family_ceiling_solo']} | {g['family_mixture']} | {g['family_named_mixture']} | {g['family_ceiling_mixture']} | {g['drums']} | {r['a0_codes']} | {r['distinct']} | {r['distinct_without_numbers']} |")
     for r in results:
         for goal, need in GOALS.items():
             if r[goal] is not None:

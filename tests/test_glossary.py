@@ -153,6 +153,33 @@ def test_mixture_plans_give_every_lead_family_its_turn():
     assert any(corpus.family(i) == "bass" for p in plans for i in p.instruments)
 
 
+def test_a_rendered_corpus_gives_family_words_and_a_folder_of_recordings_none(tiny_pack, tmp_path):
+    """nat-export glossary on a corpus rendered by export/corpus.py (its corpus.json names the
+    programs) labels frames with their families; a mixture's shares come from its sources
+    rendered alone and add up to 1 in every frame where something sounds."""
+    from neural_audio_tokenizer.export import corpus
+
+    if shutil.which("fluidsynth") is None or not corpus.SOUNDFONT.is_file():
+        pytest.skip(f"rendering needs FluidSynth and the FluidR3 GM soundfont ({corpus.INSTALL_HINT})")
+    folder = tmp_path / "corpus"
+    files = corpus.render_corpus(folder, n_clips=1, seed=0, clip_seconds=3.0, mixture_clips=1)
+    solo, mixture = corpus.plan_corpus(1, 0, mixture_clips=1)
+    assert (solo.kind, mixture.kind) == ("solo", "mixture") and len(set(mixture.instruments)) >= 2
+    shares = corpus.frame_sources(mixture, 0, 3.0, 5, 15)
+    assert set(shares) == {corpus.family(i) for i in mixture.instruments}
+    total = sum(shares.values())
+    assert np.all((np.abs(total - 1) < 1e-9) | (total == 0)) and shares[corpus.family(mixture.instruments[0])].mean() > 0.2
+    out = gl.add_glossary(tiny_pack, gl.corpus_files(folder), tmp_path / "pack", root=folder)
+    doc = json.loads((out / "glossary.json").read_text())
+    assert doc["format_version"] == 2 and doc["corpus"]["sources"] == "known GM programs (corpus.json)"
+    named = {w for e in doc["codes"]["A0"].values() for w in e["families"]}
+    assert named and named <= {corpus.family(i) for r in (solo, mixture) for i in r.instruments}
+    assert all(sum(e["families"].values()) == pytest.approx(1, abs=0.05) for e in doc["codes"]["A0"].values() if e["families"])
+    (folder / "corpus.json").unlink()  # the same audio, no programs known: no family words
+    plain = json.loads((gl.add_glossary(tiny_pack, files, tmp_path / "plain", root=folder) / "glossary.json").read_text())
+    assert plain["corpus"]["sources"] == "none" and not any("families" in e for e in plain["codes"]["A0"].values())
+
+
 def test_builtin_a0_codes_have_their_own_words_and_drums_are_visible():
     """Issue #23: 64 A0 codes read as 27 descriptions; each now names its families and drums."""
     import re

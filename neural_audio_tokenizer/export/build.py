@@ -197,7 +197,7 @@ def build_pack(opts: BuildOptions, log: Callable[[str], None] = lambda msg: prin
     with tempfile.TemporaryDirectory(prefix=".nat-export-", dir=out.parent) as tmp:
         tmpdir = Path(tmp)
         every, corpus_meta = _corpus_files(opts, tmpdir, log)
-        files = every[: len(every) - _glossary_only(every)] if not opts.corpus else every
+        files = every if opts.corpus else every[:BUILTIN_CLIPS]  # the built-in corpus's mixture clips come last: glossary only
         train, held_out = split_corpus(files)
         log(f"corpus: {len(files)} clips ({len(train)} for codebooks, {len(held_out)} held out for verification)")
         features = collect_training_features(opts, exported, train, log)
@@ -270,12 +270,6 @@ def _corpus_files(opts: BuildOptions, tmpdir: Path, log: Callable[[str], None]) 
     except (builtin_corpus.CorpusError, ValueError, OSError) as exc:
         raise CorpusError(f"built-in corpus: {exc} (or pass --corpus)") from None
     return files, {"source": "builtin", "builtin": builtin_corpus.describe_corpus(BUILTIN_CLIPS, 0, BUILTIN_CLIP_S)}
-
-
-def _glossary_only(files: Sequence[Path]) -> int:
-    """How many of the corpus's last files are the built-in corpus's mixture clips: measured
-    by the glossary (their sources are known per frame), never fitted or verified on."""
-    return sum(1 for f in files if "_mixture_" in f.name and (f.parent / "corpus.json").is_file())
 
 
 def _routes(preset: Preset) -> dict[str, dict]:

@@ -176,14 +176,20 @@ def entry_text(name: str, code: int | str, entry: Mapping[str, Any]) -> str:
     return f"{name} {code} = " + (f"{families}; " if families else "") + ", ".join(words)
 
 
+def shown_families(families: Mapping[str, float]) -> list[str]:
+    """The families a legend line names, largest first: at least SHOWN_SHARE, at most
+    SHOWN_FAMILIES, at least the largest."""
+    ranked = sorted(families, key=lambda w: (-families[w], SOURCES.index(w)))
+    return [w for w in ranked[:SHOWN_FAMILIES] if families[w] >= SHOWN_SHARE] or ranked[:1]
+
+
 def family_words(families: Mapping[str, float] | None) -> str:
     """``piano 62 %, organ 20 %, drum kit 5 %``: the families with at least SHOWN_SHARE (at
     most SHOWN_FAMILIES, at least the largest), then the drum kit's share or ``no drums``, so
     percussion is visible on every code; "" when the glossary names no families."""
     if not families:
         return ""
-    ranked = sorted(families, key=lambda w: (-families[w], SOURCES.index(w)))
-    shown = [w for w in ranked[:SHOWN_FAMILIES] if families[w] >= SHOWN_SHARE] or ranked[:1]
+    shown = shown_families(families)
     words = [f"{w} {round(100 * families[w])} %" for w in shown]
     if DRUM_KIT not in shown:
         drums = round(100 * families.get(DRUM_KIT, 0.0))
