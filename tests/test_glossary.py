@@ -354,6 +354,16 @@ def test_nat_glossary_header_has_the_codes_that_occur_and_validates(glossary_pac
     assert "glossary" not in json.loads(without[0]) and without[1:] == run_nat("--pack", str(glossary_pack), "--glossary", str(DATA / "clip.flac"), check=True).stdout.splitlines()[1:]
 
 
+def test_builtin_glossary_header_with_family_words_validates():
+    import jsonschema
+
+    lines = [json.loads(x) for x in run_nat("--glossary", str(DATA / "clip.flac"), check=True).stdout.splitlines()]
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    for line in lines:
+        validator.validate(line)
+    assert all("families" in e and "loudness" not in e for e in lines[0]["glossary"]["A0"].values())
+
+
 def test_text_format_gets_the_legend_as_comment_lines(glossary_pack):
     plain = run_nat("--pack", str(glossary_pack), "--format", "text", str(DATA / "clip.flac"), check=True).stdout.decode().splitlines()
     text = run_nat("--pack", str(glossary_pack), "--format", "text", "--glossary", str(DATA / "clip.flac"), check=True).stdout.decode().splitlines()
