@@ -10,8 +10,8 @@ The budget counts the whole prompt, question included, with budget.estimate_toke
 
 ``--glossary`` adds a legend after the question: one sentence saying the glossary describes
 the pack's fit corpus, not this recording, then one line per level-0 code of the fitted
-stream (``S0 24 = D major (D F# A), tonal``; ``A0 143 = quiet, dark, tonal, steady, low
-register``), the most frequent first. The legend is counted in the budget, and entries go
+stream (``S0 7 = D major (D A F#), tonal``; ``A0 60 = organ 79 %, no drums; bright, tonal,
+steady, high register``), the most frequent first. The legend is counted in the budget, and entries go
 before frames do: the frames are fitted as if the legend had no entries, then as many
 entries as the rest of the budget holds are added (``fit`` records ``glossary_entries`` of
 ``glossary_codes``); when not one entry fits, the legend is left out, heading and all.

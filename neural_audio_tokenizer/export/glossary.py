@@ -8,8 +8,11 @@ with plain numpy signal processing, independent of the pack's encoders (:func:`m
 RMS level, spectral centroid, spectral flatness, the largest level rise (onset), the
 strongest spectral peak, and a 12-bin pitch-class profile. Per level-0 code of each stream,
 the word most of the frames have with those frames' median value (and, for S, their mean
-pitch-class profile named by its strongest pitch classes and the best-matching major or
-minor triad) become one entry in the fixed vocabulary of runtime/glossary.py; codes no corpus frame got have no entry.
+pitch-class profile named by its strongest pitch classes and the best-matching single
+note, fifth, or major or minor triad) become one entry in the fixed vocabulary of
+runtime/glossary.py; codes no corpus frame got have no entry. A corpus rendered by
+export/corpus.py says what played (its ``corpus.json``): then each A entry also gives the
+share of every General MIDI family and the drum kit in its frames (issue #23).
 
 Needs no torch (numpy, soxr, onnxruntime). Deterministic: files are read in sorted order,
 values are rounded, the JSON is canonical, so the same pack and corpus give the same bytes.

@@ -3,9 +3,11 @@
 A glossary is a pack file (``glossary.json``, listed and hashed in the manifest; written by
 ``nat-export glossary``, export/glossary.py). For every level-0 code of S and A it holds
 plain signal measurements of the corpus frames the pack's own tokenizer gave that code:
-for S the pitch-class profile named as pitch classes and the best-matching triad; for A
-loudness, brightness, texture, attack and register, each a word of a fixed vocabulary
-(docs/ndjson.md, "Glossary") beside the measured value. It describes the corpus, not the
+for S the pitch-class profile named as pitch classes and a chord (a single note, a fifth, a
+major or minor triad), its texture and loudness; for A brightness, texture, attack and
+register, each a word of a fixed vocabulary (docs/ndjson.md, "Glossary") beside the
+measured value, the frames' level, and (when the corpus said what played) the share of
+each General MIDI family and the drum kit in them. It describes the corpus, not the
 sound being tokenized now: :data:`NOTE` says so wherever a glossary is shown.
 
 A glossary is untrusted input like the rest of a pack, and its words end up in LLM prompts,
