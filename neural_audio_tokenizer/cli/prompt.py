@@ -10,11 +10,11 @@ The budget counts the whole prompt, question included, with budget.estimate_toke
 
 ``--glossary`` adds a legend after the question: one sentence saying the glossary describes
 the pack's fit corpus, not this recording, then one line per level-0 code of the fitted
-stream (``S0 24 = D major (D F# A), tonal``; ``A0 143 = quiet, dark, tonal, steady, low
-register``), the most frequent first. The legend is counted in the budget, and entries go
+stream (``S0 7 = D major (D A F#), tonal``; ``A0 60 = organ 79 %, no drums; bright, tonal,
+steady, high register``), the most frequent first. The legend is counted in the budget, and entries go
 before frames do: the frames are fitted as if the legend had no entries, then as many
 entries as the rest of the budget holds are added (``fit`` records ``glossary_entries`` of
-``glossary_codes``).
+``glossary_codes``); when not one entry fits, the legend is left out, heading and all.
 
 INPUT is an audio file ('-': stdin), or a NAT NDJSON file (``.ndjson``/``.jsonl``) already
 tokenized, which is then only re-fitted.
@@ -89,7 +89,7 @@ def build_prompt(stream: TokenStream, budget: int, fmt: str = "ndjson", glossary
     render = renderer(fmt)
     if glossary is not None:  # the legend replaces a header glossary the token file may carry
         stream = stream.with_frames(stream.frames, stream.header.without_annotation("glossary"))
-    overhead = estimate_tokens(question(stream) + (_legend([]) if glossary else "") + "\n")
+    overhead = estimate_tokens(question(stream) + ("".join(line + "\n" for line in legend_lines([])) if glossary else "") + "\n")  # room for the heading
     fit = fit_stream(stream, budget, render, overhead)
     if fit is None:
         first = TokenStream.complete(stream.header, list(stream.frames)[:1], stream.stats)
@@ -101,7 +101,8 @@ def build_prompt(stream: TokenStream, budget: int, fmt: str = "ndjson", glossary
 
 
 def _legend(entries: list[str]) -> str:
-    return "".join(line + "\n" for line in legend_lines(entries))
+    """The legend's lines; none when no entry fits (a heading over nothing tells the reader nothing)."""
+    return "".join(line + "\n" for line in legend_lines(entries)) if entries else ""
 
 
 def _with_legend(fit: Fit, glossary: Glossary, budget: int, render) -> str:

@@ -13,7 +13,9 @@ Steps, each a module of its own:
    nothing is left at ``out``; above it the pack is written again with the measurements
    in its manifest and moved into place;
 5. unless ``--no-glossary``: tokenize every corpus clip with the written pack and add the
-   glossary of what each level-0 code's frames measured (export/glossary.py).
+   glossary of what each level-0 code's frames measured (export/glossary.py); on the
+   built-in corpus also 104 mixture clips (glossary only), and the GM families of each
+   frame from the corpus's known programs.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ INT8_MIN_AGREEMENT = 0.90
 HELD_OUT_FRACTION = 0.1
 BUILTIN_CLIPS = 120  # export/corpus.py defaults: 24 minutes, 7200 frames at 5 Hz
 BUILTIN_CLIP_S = 12.0
+BUILTIN_MIXTURES = 104  # mixture clips rendered for the glossary's family labels (export/corpus.py plan_mixture)
 
 
 class VerificationError(NatError):
@@ -193,7 +196,8 @@ def build_pack(opts: BuildOptions, log: Callable[[str], None] = lambda msg: prin
     exported = export_encoders(opts, log)
     with tempfile.TemporaryDirectory(prefix=".nat-export-", dir=out.parent) as tmp:
         tmpdir = Path(tmp)
-        files, corpus_meta = _corpus_files(opts, tmpdir, log)
+        every, corpus_meta = _corpus_files(opts, tmpdir, log)
+        files = every if opts.corpus else every[:BUILTIN_CLIPS]  # the built-in corpus's mixture clips come last: glossary only
         train, held_out = split_corpus(files)
         log(f"corpus: {len(files)} clips ({len(train)} for codebooks, {len(held_out)} held out for verification)")
         features = collect_training_features(opts, exported, train, log)
@@ -210,7 +214,7 @@ def build_pack(opts: BuildOptions, log: Callable[[str], None] = lambda msg: prin
         if opts.glossary:  # every corpus clip, tokenized by the written pack and measured
             from .glossary import add_glossary
 
-            add_glossary(out, files, root=Path(os.path.commonpath([f.resolve().parent for f in files])), log=log)
+            add_glossary(out, every, root=Path(os.path.commonpath([f.resolve().parent for f in every])), log=log)
     sizes = {p.name: p.stat().st_size for p in sorted(out.iterdir())}
     log(f"wrote {out} ({sum(sizes.values()) / 1e6:.1f} MB)")
     return BuildResult(out, result, sizes)
@@ -262,7 +266,7 @@ def _corpus_files(opts: BuildOptions, tmpdir: Path, log: Callable[[str], None]) 
 
     log(f"rendering the built-in corpus ({BUILTIN_CLIPS} clips of {BUILTIN_CLIP_S:g} s, FluidSynth)")
     try:
-        files = [Path(p) for p in builtin_corpus.render_corpus(tmpdir / "corpus", BUILTIN_CLIPS, 0, BUILTIN_CLIP_S)]
+        files = [Path(p) for p in builtin_corpus.render_corpus(tmpdir / "corpus", BUILTIN_CLIPS, 0, BUILTIN_CLIP_S, mixture_clips=BUILTIN_MIXTURES if opts.glossary else 0)]
     except (builtin_corpus.CorpusError, ValueError, OSError) as exc:
         raise CorpusError(f"built-in corpus: {exc} (or pass --corpus)") from None
     return files, {"source": "builtin", "builtin": builtin_corpus.describe_corpus(BUILTIN_CLIPS, 0, BUILTIN_CLIP_S)}

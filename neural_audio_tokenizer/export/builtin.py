@@ -31,8 +31,10 @@ real music; the coarser first levels and A's codec-noise weights (export/codec_n
 measured with bench/robust_levers.py, docs/quality.md) keep 96-99 % of A0 and 90-97 % of
 A1 tokens, and S0 names the tune more often than before.
 
-After the fit, the glossary step (export/glossary.py) measures every corpus clip and adds
-``glossary.json``: what each level-0 code's frames sounded like (docs/ndjson.md, "Glossary").
+After the fit, the glossary step (export/glossary.py) measures every corpus clip, plus 104
+mixture clips (a lead with bass and, in half, drums; no codebook sees them), and adds
+``glossary.json``: what each level-0 code's frames sounded like and which GM families
+played in them, from the corpus's known programs (docs/ndjson.md, "Glossary").
 
 ``--demo examples/demo.ogg --fixture tests/data/clip.flac`` also renders the repository's
 example and test clips (export/corpus.py ``render_demo``, ``render_fixture``).
@@ -76,6 +78,7 @@ NOISE_WEIGHTED = ("A",)  # streams whose normalization is weighted by codec nois
 CLIPS = 220
 HARMONY_CLIPS = 300  # held chords for S (export/corpus.py plan_harmony); A is fitted on the CLIPS only
 HARMONY_STREAMS = ("S",)
+MIXTURE_CLIPS = 104  # leads with bass and drums (export/corpus.py plan_mixture): the glossary's family labels only, no fit
 CLIP_SECONDS = 12.0
 HOLD_OUT_EVERY = 11  # every 11th clip is held out (11 and CYCLE's 20 are coprime: all kinds)
 ITERATIONS = 25
@@ -137,19 +140,19 @@ def _heldout(features: np.ndarray, normalization: np.ndarray, codebooks: np.ndar
     return out
 
 
-def _corpus_files(folder: Path, clips: int, seed: int, clip_seconds: float, log, harmony_clips: int = HARMONY_CLIPS) -> list[Path]:
-    """The corpus in ``folder`` (``clips`` clips, then ``harmony_clips`` harmony clips):
-    reused when its corpus.json says it is this corpus (rendering is deterministic, so a
-    reused render is the same bytes), else rendered there."""
+def _corpus_files(folder: Path, clips: int, seed: int, clip_seconds: float, log, harmony_clips: int = HARMONY_CLIPS, mixture_clips: int = MIXTURE_CLIPS) -> list[Path]:
+    """The corpus in ``folder`` (``clips`` clips, ``harmony_clips`` harmony clips, then
+    ``mixture_clips`` mixture clips): reused when its corpus.json says it is this corpus
+    (rendering is deterministic, so a reused render is the same bytes), else rendered there."""
     listing = folder / "corpus.json"
-    names = [r.file_name for r in corpus_mod.plan_corpus(clips, seed, harmony_clips)]
+    names = [r.file_name for r in corpus_mod.plan_corpus(clips, seed, harmony_clips, mixture_clips)]
     if listing.is_file():
         meta = json.loads(listing.read_text())
         if (meta.get("seed"), meta.get("clip_seconds"), [c.get("index") for c in meta.get("clips", [])]) == (seed, clip_seconds, list(range(len(names)))) and all((folder / n).is_file() for n in names):
             log(f"reusing the rendered corpus in {folder}")
             return [folder / n for n in names]
-    log(f"rendering {clips} + {harmony_clips} harmony clips of {clip_seconds:g} s (seed {seed}) into {folder}")
-    return corpus_mod.render_corpus(folder, clips, seed, clip_seconds, harmony_clips=harmony_clips)
+    log(f"rendering {clips} + {harmony_clips} harmony + {mixture_clips} mixture clips of {clip_seconds:g} s (seed {seed}) into {folder}")
+    return corpus_mod.render_corpus(folder, clips, seed, clip_seconds, harmony_clips=harmony_clips, mixture_clips=mixture_clips)
 
 
 def build(out: Path, seed: int = 0, clips: int = CLIPS, clip_seconds: float = CLIP_SECONDS, log=print, corpus_dir: Path | None = None, harmony_clips: int = HARMONY_CLIPS) -> Path:
@@ -166,7 +169,7 @@ def build(out: Path, seed: int = 0, clips: int = CLIPS, clip_seconds: float = CL
     music = codec_noise.music_files("fit")  # fails early, before rendering, when the packages are missing
     tmp = tempfile.TemporaryDirectory(prefix="nat-builtin-corpus-")  # kept until the glossary step has read the clips
     files = _corpus_files(Path(corpus_dir or tmp.name), clips, seed, clip_seconds, log, harmony_clips)
-    main, harmony = files[:clips], files[clips:]
+    main, harmony = files[:clips], files[clips : clips + harmony_clips]  # the mixture clips after them: glossary only
 
     def sounding(paths: list[Path], held: bool) -> dict[str, np.ndarray]:
         """Features of the training clips of ``paths``, or (``held``) of the held-out ones."""

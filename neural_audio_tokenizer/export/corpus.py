@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from ..runtime.glossary import DRUM_KIT, GM_FAMILIES
+
 SAMPLE_RATE = 22050
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 TICKS_PER_BEAT = 480
@@ -48,6 +50,10 @@ INSTRUMENTS: dict[str, int | str] = {
     "square_lead": 80, "saw_lead": 81, "warm_pad": 89, "sitar": 104, "steel_drums": 114,
     "drums": "drums",
 }
+# What the synthesized (non-GM) clips are, in words a reader knows (runtime/glossary.py SOURCES;
+# GM_FAMILIES and DRUM_KIT name the rendered instruments).
+SYNTH_SOURCES = {"white_noise": "noise", "pink_noise": "noise", "brown_noise": "noise", "sine_sweep": "sine sweep",
+                 "clicks": "clicks", "synth_drums": "drum machine", "tones_with_gaps": "synthesized tones"}
 MELODIC = [n for n in INSTRUMENTS if n not in ("drums", "acoustic_bass", "finger_bass", "synth_bass")]
 BASSES = ["acoustic_bass", "finger_bass", "synth_bass", "cello"]
 HARMONY = ["piano", "electric_piano", "strings", "drawbar_organ", "warm_pad", "nylon_guitar", "steel_guitar", "clean_guitar", "harp", "choir", "distortion_guitar", "brass"]
@@ -131,6 +137,12 @@ def instrument_program(instrument: str | int) -> int | None:
     if isinstance(value, str) or not 0 <= int(value) <= 127:
         raise ValueError(f"unknown instrument {instrument!r}; use a name in INSTRUMENTS or a GM program 0-127")
     return int(value)
+
+
+def family(instrument: str | int) -> str:
+    """The GM family name of an instrument (``"drum kit"`` for the percussion kit)."""
+    program = instrument_program(instrument)
+    return DRUM_KIT if program is None else GM_FAMILIES[program // 8]
 
 
 def random_melody(rng: np.random.Generator, beats: float = 16.0, mode: str = "major", rest_chance: float = 0.1) -> list[tuple[int | None, float]]:
@@ -282,6 +294,11 @@ def finish_clip(samples: np.ndarray, seconds: float, out_path: Path, peak: float
 
 def render_parts(parts: Sequence[Part], tempo: float, seconds: float, out_path: str | os.PathLike, reverb: bool = False, peak: float = PEAK) -> Path:
     """Render parts with FluidSynth to ``out_path`` (see :func:`finish_clip` for the format)."""
+    return finish_clip(synthesize(parts, tempo, seconds, reverb), seconds, Path(out_path), peak)
+
+
+def synthesize(parts: Sequence[Part], tempo: float, seconds: float, reverb: bool = False) -> np.ndarray:
+    """FluidSynth's float render of ``parts``: [samples, channels] at SAMPLE_RATE, unscaled."""
     exe, font = tools()
     with tempfile.TemporaryDirectory(prefix="nat-render-") as tmp:
         mid, wav = Path(tmp, "clip.mid"), Path(tmp, "clip.wav")
@@ -294,7 +311,7 @@ def render_parts(parts: Sequence[Part], tempo: float, seconds: float, out_path: 
         samples, rate = sf.read(str(wav), dtype="float64", always_2d=True)
         if rate != SAMPLE_RATE:
             raise CorpusError(f"fluidsynth wrote {rate} Hz, expected {SAMPLE_RATE}")
-    return finish_clip(samples, seconds, Path(out_path), peak)
+    return samples
 
 
 def render_clip(program: str | int, melody: Melody, tempo: float, key: str | int, seconds: float, out_path: str | os.PathLike, octave: int = 5, velocity: int = 90, reverb: bool = False) -> Path:
@@ -492,13 +509,11 @@ def harmony_events(recipe: ClipRecipe, rng: np.random.Generator) -> tuple[NoteEv
     return tuple(events)
 
 
-def render_recipe(recipe: ClipRecipe, seed: int, seconds: float, out_path: Path) -> Path:
+def recipe_parts(recipe: ClipRecipe, seed: int, seconds: float) -> list[Part]:
+    """The parts of a clip of the GM kinds (solo, chords, ensemble, drums, mixture), from the
+    recipe's note generator: what :func:`render_recipe` renders, and the glossary's labels."""
     rng = np.random.default_rng([seed, recipe.index, 1])  # the notes: separate from the plan's draws
     k, mode, tempo = recipe.key, recipe.mode, recipe.tempo
-    if recipe.kind == "synth":
-        return finish_clip(synth_samples(recipe.detail, seconds, rng), seconds, out_path)
-    if recipe.kind == "harmony":
-        return render_parts([Part(recipe.instruments[0], harmony_events(recipe, rng))], recipe.tempo, seconds, out_path, reverb=recipe.reverb)
     progression = PROGRESSIONS[mode][int(rng.integers(len(PROGRESSIONS[mode])))]
     parts = []
     for name, role in zip(recipe.instruments, recipe.roles):
@@ -512,22 +527,78 @@ def render_recipe(recipe: ClipRecipe, seed: int, seconds: float, out_path: Path)
             octave = 4 if name in ("cello", "trombone", "french_horn") else 5
             notes = melody_events(random_melody(rng, 8.0 * float(rng.choice([1, 2])), mode), k, seconds, tempo, octave=octave)
         parts.append(Part(name, notes))
-    return render_parts(parts, tempo, seconds, out_path, reverb=recipe.reverb)
+    return parts
 
 
-def plan_corpus(n_clips: int, seed: int, harmony_clips: int = 0) -> list[ClipRecipe]:
-    """The corpus's clips in order: ``n_clips`` of the kind cycle, then ``harmony_clips`` harmony clips."""
-    return [plan_clip(i, seed) for i in range(n_clips)] + [plan_harmony(n_clips + j, seed) for j in range(harmony_clips)]
+def mixture_stems(recipe: ClipRecipe, seed: int, seconds: float) -> list[tuple[str, np.ndarray]]:
+    """A mixture clip's sources, each rendered alone and scaled by its drawn gain: (instrument,
+    mono samples); the clip is their sum, so every frame's share of each source is known."""
+    parts = recipe_parts(recipe, seed, seconds)
+    rng = np.random.default_rng([seed, recipe.index, 4])  # the gains: separate from the notes' draws
+    out, n = [], round(seconds * SAMPLE_RATE)
+    for instrument in dict.fromkeys(recipe.instruments):  # the lead's melody and chords: one source
+        own = [p for p in parts if p.instrument == instrument]
+        gain_db = 0.0 if instrument == recipe.instruments[0] else float(rng.uniform(-9.0, 0.0))
+        x = synthesize(own, recipe.tempo, seconds, recipe.reverb).mean(axis=1)[:n]
+        out.append((instrument, np.concatenate([x, np.zeros(n - len(x))]) * 10 ** (gain_db / 20)))  # renders end where their last note does
+    return out
 
 
-def render_corpus(out_dir: str | os.PathLike, n_clips: int = 120, seed: int = 0, clip_seconds: float = 12.0, workers: int = 2, harmony_clips: int = 0) -> list[Path]:
+def render_recipe(recipe: ClipRecipe, seed: int, seconds: float, out_path: Path) -> Path:
+    if recipe.kind == "synth":
+        rng = np.random.default_rng([seed, recipe.index, 1])
+        return finish_clip(synth_samples(recipe.detail, seconds, rng), seconds, out_path)
+    if recipe.kind == "harmony":
+        rng = np.random.default_rng([seed, recipe.index, 1])
+        return render_parts([Part(recipe.instruments[0], harmony_events(recipe, rng))], recipe.tempo, seconds, out_path, reverb=recipe.reverb)
+    if recipe.kind == "mixture":
+        return finish_clip(sum(x for _, x in mixture_stems(recipe, seed, seconds)), seconds, out_path)
+    return render_parts(recipe_parts(recipe, seed, seconds), recipe.tempo, seconds, out_path, reverb=recipe.reverb)
+
+
+# Mixture clips: what recordings are, a lead with bass and often drums, labelled frame by frame
+# with each source's share (issue #23). The glossary measures them; no codebook is fitted on them.
+LEAD_FAMILIES: dict[str, list[str]] = {}
+for _name in MELODIC:
+    LEAD_FAMILIES.setdefault(family(_name), []).append(_name)
+MIXTURE_BASSES = ["acoustic_bass", "finger_bass", "synth_bass"]
+
+
+def plan_mixture(index: int, seed: int) -> ClipRecipe:
+    """A mixture clip: a lead (its family taken in turn, so every family leads as often) playing
+    the melody and, mostly, the chords; a bass (mostly); a drum kit (half of them)."""
+    rng = np.random.default_rng([seed, index, 3])
+    families = sorted(LEAD_FAMILIES)
+    lead = str(rng.choice(LEAD_FAMILIES[families[index % len(families)]]))
+    key = str(rng.choice(PITCH_NAMES))
+    mode = str(rng.choice(["major", "minor"]))
+    tempo = float(round(rng.uniform(70, 160)))
+    reverb = bool(rng.random() < 0.5)
+    cast = [(lead, "melody")] + [(lead, "chords")] * bool(rng.random() < 0.7)
+    if rng.random() < 0.85:
+        cast.append((str(rng.choice(MIXTURE_BASSES)), "bass"))
+    drums = bool(rng.random() < 0.5)
+    style = str(rng.choice(DRUM_STYLES))
+    if drums:
+        cast.append(("drums", "drums"))
+    return ClipRecipe(index, "mixture", tuple(c[0] for c in cast), tuple(c[1] for c in cast), key, mode, tempo, reverb, style if drums else "no drums")
+
+
+def plan_corpus(n_clips: int, seed: int, harmony_clips: int = 0, mixture_clips: int = 0) -> list[ClipRecipe]:
+    """The corpus's clips in order: ``n_clips`` of the kind cycle, ``harmony_clips`` harmony
+    clips, then ``mixture_clips`` mixture clips."""
+    plans = [plan_clip(i, seed) for i in range(n_clips)] + [plan_harmony(n_clips + j, seed) for j in range(harmony_clips)]
+    return plans + [plan_mixture(len(plans) + j, seed) for j in range(mixture_clips)]
+
+
+def render_corpus(out_dir: str | os.PathLike, n_clips: int = 120, seed: int = 0, clip_seconds: float = 12.0, workers: int = 2, harmony_clips: int = 0, mixture_clips: int = 0) -> list[Path]:
     """Render the corpus of :func:`plan_corpus` to ``out_dir`` (plus ``corpus.json`` describing each clip); returns the WAV paths in order."""
-    if n_clips < 1 or clip_seconds <= 0 or harmony_clips < 0:
-        raise ValueError("render_corpus needs n_clips >= 1, clip_seconds > 0 and harmony_clips >= 0")
+    if n_clips < 1 or clip_seconds <= 0 or harmony_clips < 0 or mixture_clips < 0:
+        raise ValueError("render_corpus needs n_clips >= 1, clip_seconds > 0, harmony_clips >= 0 and mixture_clips >= 0")
     tools()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    recipes = plan_corpus(n_clips, seed, harmony_clips)
+    recipes = plan_corpus(n_clips, seed, harmony_clips, mixture_clips)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # threads: the work is in fluidsynth processes
         paths = list(pool.map(lambda r: render_recipe(r, seed, clip_seconds, out / r.file_name), recipes))
     listing = {"seed": seed, "clip_seconds": clip_seconds, "sample_rate": SAMPLE_RATE, "clips": [asdict(r) for r in recipes]}
@@ -535,9 +606,49 @@ def render_corpus(out_dir: str | os.PathLike, n_clips: int = 120, seed: int = 0,
     return paths
 
 
-def describe_corpus(n_clips: int, seed: int, clip_seconds: float, harmony_clips: int = 0) -> dict:
+# --- what sounds in each frame: the glossary's source labels ----------------------------------
+
+
+def recipe_from_listing(clip: dict) -> ClipRecipe:
+    """A ClipRecipe from its ``corpus.json`` entry; ValueError when the entry is malformed."""
+    try:
+        return ClipRecipe(**{**clip, "instruments": tuple(clip["instruments"]), "roles": tuple(clip["roles"])})
+    except (TypeError, KeyError) as exc:
+        raise ValueError(f"corpus.json: malformed clip entry ({exc})") from None
+
+
+def frame_sources(recipe: ClipRecipe, seed: int, seconds: float, frame_rate: int, frames: int) -> dict[str, np.ndarray]:
+    """Per source word (a GM family, ``drum kit``, or a SYNTH_SOURCES word), its share of each of
+    ``frames`` frames of the clip: 1 for a one-source clip; for several sources, each source
+    rendered alone, its RMS in the frame over the sum of the sources' RMS (amplitude, not power,
+    so a bass's low-frequency energy does not hide the lead), sources 30 dB under the loudest
+    counting 0. A frame's shares sum to 1; which frames are sounding is the glossary's to say."""
+    if recipe.kind == "synth":
+        return {SYNTH_SOURCES[recipe.detail]: np.ones(frames)}
+    words = {family(i) for i in recipe.instruments}
+    if len(words) == 1:
+        return {words.pop(): np.ones(frames)}
+    if recipe.kind == "mixture":
+        stems = mixture_stems(recipe, seed, seconds)
+    else:
+        parts = recipe_parts(recipe, seed, seconds)
+        stems = [(p.instrument, synthesize([p], recipe.tempo, seconds, recipe.reverb).mean(axis=1)) for p in parts]
+    bounds = np.round(np.arange(frames + 1) * SAMPLE_RATE / frame_rate).astype(np.int64)
+    rms = np.zeros((len(stems), frames))
+    for i, (_, x) in enumerate(stems):
+        x = np.concatenate([x, np.zeros(max(0, int(bounds[-1]) - len(x)))])
+        rms[i] = [np.sqrt(np.mean(x[a:b] ** 2)) if b > a else 0.0 for a, b in zip(bounds[:-1], bounds[1:])]
+    rms[rms < rms.max(axis=0, keepdims=True) * 10 ** (-30 / 20)] = 0.0
+    shares = rms / np.maximum(rms.sum(axis=0, keepdims=True), 1e-30)
+    out: dict[str, np.ndarray] = {}
+    for (instrument, _), row in zip(stems, shares):
+        out[family(instrument)] = out.get(family(instrument), 0.0) + row
+    return out
+
+
+def describe_corpus(n_clips: int, seed: int, clip_seconds: float, harmony_clips: int = 0, mixture_clips: int = 0) -> dict:
     """A summary for provenance: clip counts per kind, instruments used, total duration."""
-    recipes = plan_corpus(n_clips, seed, harmony_clips)
+    recipes = plan_corpus(n_clips, seed, harmony_clips, mixture_clips)
     kinds: dict[str, int] = {}
     for r in recipes:
         kinds[r.kind] = kinds.get(r.kind, 0) + 1

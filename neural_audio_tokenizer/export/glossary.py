@@ -8,8 +8,11 @@ with plain numpy signal processing, independent of the pack's encoders (:func:`m
 RMS level, spectral centroid, spectral flatness, the largest level rise (onset), the
 strongest spectral peak, and a 12-bin pitch-class profile. Per level-0 code of each stream,
 the word most of the frames have with those frames' median value (and, for S, their mean
-pitch-class profile named by its strongest pitch classes and the best-matching major or
-minor triad) become one entry in the fixed vocabulary of runtime/glossary.py; codes no corpus frame got have no entry.
+pitch-class profile named by its strongest pitch classes and the best-matching single
+note, fifth, or major or minor triad) become one entry in the fixed vocabulary of
+runtime/glossary.py; codes no corpus frame got have no entry. A corpus rendered by
+export/corpus.py says what played (its ``corpus.json``): then each A entry also gives the
+share of every General MIDI family and the drum kit in its frames (issue #23).
 
 Needs no torch (numpy, soxr, onnxruntime). Deterministic: files are read in sorted order,
 values are rounded, the JSON is canonical, so the same pack and corpus give the same bytes.
@@ -47,7 +50,7 @@ FLATNESS_BAND = (60.0, 8000.0)
 PEAK_BAND = (30.0, 5000.0)
 FLOOR_DB = -80.0  # level rises are measured from at most this far below full scale
 SILENT_DB = vocab.LOUDNESS[1][1]  # frames quieter than this have no spectrum worth describing
-CHORD_MIN_MATCH = 0.70  # cosine of a code's profile with the nearest triad template; below: no chord
+CHORD_MIN_MATCH = 0.70  # cosine of a code's profile with the chosen template; below: no chord
 HARMONICS = 4  # harmonics per note in the triad templates
 PITCH_SHARE = 0.6  # a pitch class is named when it has this share of the strongest one's weight
 MAX_PITCHES = 4
@@ -140,30 +143,50 @@ def measure(x: np.ndarray, sample_rate: int, frame_rate: int, frames: int | None
 
 
 
-def _triad_template(root: int, quality: str) -> np.ndarray:
-    """A triad's expected profile: each note with its first harmonics at 0.6^(h-1) (Gomez 2006), since
+def _template(root: int, intervals: tuple[int, ...]) -> np.ndarray:
+    """A chord's expected profile: each note with its first harmonics at 0.6^(h-1) (Gomez 2006), since
     a played note also lights the pitch classes of its harmonics (the 3rd a fifth up, the 5th a major third)."""
     out = np.zeros(12)
-    for interval in (0, 4, 7) if quality == "major" else (0, 3, 7):
+    for interval in intervals:
         for h in range(1, HARMONICS + 1):
             out[int(round(root + interval + 12 * np.log2(h))) % 12] += 0.6 ** (h - 1)
     return out / np.linalg.norm(out)
 
 
-_TEMPLATES = np.array([_triad_template(root, q) for q in vocab.QUALITIES for root in range(12)])
+_NAMED = [(vocab.chord_name(root, shape), _template(root, vocab.SHAPES[shape])) for shape in vocab.SHAPES for root in range(12)]
+_TEMPLATES = np.array([t for _, t in _NAMED])
+# A triad wins over a single note or a fifth it beats by less than this: a held triad's weak
+# third must not turn it into a fifth (chosen on bench/glossary.py --seed 4242, never on 7332).
+TRIAD_PREFERENCE = 0.04
+_PREFERENCE = np.array([TRIAD_PREFERENCE if name.endswith((" major", " minor")) else 0.0 for name, _ in _NAMED])
 
 
 def name_profile(profile: np.ndarray) -> tuple[list[str], str | None, float]:
-    """(strongest pitch classes, best triad or None, its cosine match) of a 12-bin profile."""
+    """(strongest pitch classes, chord name or None, its cosine match) of a 12-bin profile: the
+    best-matching template of a single note, a fifth or a major or minor triad (runtime/glossary.py
+    SHAPES; triads preferred by TRIAD_PREFERENCE); below CHORD_MIN_MATCH, ``cluster`` when the strongest pitch classes lie within a
+    whole tone of each other, else None (no clear harmony)."""
     norm = float(np.linalg.norm(profile))
     if norm <= 0:
         return [], None, 0.0
     order = sorted(range(12), key=lambda pc: (-profile[pc], pc))
-    pcs = [vocab.PITCH_CLASSES[pc] for pc in order[:MAX_PITCHES] if profile[pc] >= PITCH_SHARE * profile[order[0]]]
+    strong = [pc for pc in order[:MAX_PITCHES] if profile[pc] >= PITCH_SHARE * profile[order[0]]]
+    pcs = [vocab.PITCH_CLASSES[pc] for pc in strong]
     scores = _TEMPLATES @ (profile / norm)
-    best = int(np.argmax(scores))  # lowest index on ties: major before minor, C first
+    best = int(np.argmax(scores + _PREFERENCE))  # lowest index on ties: the simpler shape, C first
     match = float(scores[best])
-    return pcs, (vocab.CHORDS[best] if match >= CHORD_MIN_MATCH else None), match
+    if match >= CHORD_MIN_MATCH:
+        return pcs, _NAMED[best][0], match
+    everything_strong = [pc for pc in range(12) if profile[pc] >= PITCH_SHARE * profile[order[0]]]
+    return pcs, (vocab.CLUSTER if _clustered(everything_strong) else None), match
+
+
+def _clustered(pcs: list[int]) -> bool:
+    """Three or four strong pitch classes (more: no pitch stands out), each within two
+    semitones of another (G# A A#)."""
+    if not 3 <= len(pcs) <= MAX_PITCHES:
+        return False
+    return all(min((a - b) % 12 for b in pcs if b != a) <= 2 or min((b - a) % 12 for b in pcs if b != a) <= 2 for a in pcs)
 
 
 def _described(bins, values: np.ndarray, digits: int) -> tuple[str | None, float | None]:
@@ -181,8 +204,9 @@ def _described(bins, values: np.ndarray, digits: int) -> tuple[str | None, float
     return best, round(float(np.median(values[words == best])), digits) + 0.0
 
 
-def describe(name: str, rows: np.ndarray, m: Measures) -> dict:
-    """One code's entry from the measures of its frames ``rows``."""
+def describe(name: str, rows: np.ndarray, m: Measures, sources: dict[str, np.ndarray] | None = None) -> dict:
+    """One code's entry from the measures of its frames ``rows`` (and, for A, the share of each
+    source word in them when ``sources`` knows what played)."""
     entry: dict = {"frames": int(rows.size)}
     sound = rows[m.dbfs[rows] >= SILENT_DB]
     values = {
@@ -196,16 +220,33 @@ def describe(name: str, rows: np.ndarray, m: Measures) -> dict:
     if name[0] == "S":
         pcs, chord, match = name_profile(m.chroma[sound].mean(axis=0) if sound.size else np.zeros(12))
         entry.update({"pitch_classes": pcs, "chord": chord, "match": round(match, 3) + 0.0})
+    else:  # no loudness word: A is built to ignore gain; the level is the frames' own (issue #23)
+        entry["dbfs"] = round(float(np.median(np.round(m.dbfs[rows], 1))), 1) + 0.0
     for key, (bins, value_key, _) in fields.items():
         entry[key], entry[value_key] = _described(bins, *values[value_key])
+    if name[0] == "A" and sources is not None:
+        entry["families"] = _shares(sound, sources)
     return entry
 
 
-def glossary_codes(codes: dict[str, np.ndarray], m: Measures) -> dict:
+def _shares(rows: np.ndarray, sources: dict[str, np.ndarray]) -> dict[str, float]:
+    """Each source word's mean share of the labelled frames ``rows`` (those some source sounds in),
+    largest first, to the percent; words under 1 % are left out."""
+    if not sources:
+        return {}
+    total = np.sum(list(sources.values()), axis=0)
+    labelled = rows[total[rows] > 0]
+    if labelled.size == 0:
+        return {}
+    shares = {w: round(float(v[labelled].sum() / labelled.size), 2) + 0.0 for w, v in sources.items()}
+    return {w: shares[w] for w in sorted(shares, key=lambda w: (-shares[w], vocab.SOURCES.index(w))) if shares[w] >= 0.01}
+
+
+def glossary_codes(codes: dict[str, np.ndarray], m: Measures, sources: dict[str, np.ndarray] | None = None) -> dict:
     """``{"S0": {"24": entry}, "A0": {...}}`` from each frame's code per token name."""
     out = {}
     for name, column in codes.items():
-        out[name] = {str(int(c)): describe(name, np.nonzero(column == c)[0], m) for c in np.unique(column)}
+        out[name] = {str(int(c)): describe(name, np.nonzero(column == c)[0], m, sources) for c in np.unique(column)}
     return out
 
 
@@ -228,14 +269,60 @@ def _decoded(path: Path) -> tuple[np.ndarray, int]:
     return np.concatenate([b for b in source.blocks()] or [np.zeros(0, np.float32)]), source.info.sample_rate
 
 
-def build_glossary(pack: Pack, files: Sequence[Path], root: Path | None = None, log: Callable[[str], None] = lambda _: None) -> bytes:
-    """The glossary file of ``pack`` measured on ``files`` (names recorded relative to ``root``)."""
+@dataclass
+class Corpus:
+    """A corpus tokenized and measured: per frame of all files in order, the level-0 codes,
+    the measures, and (when the corpus says what plays) each source word's share."""
+
+    codes: dict[str, np.ndarray]  # "S0", "A0" -> [n]
+    measures: Measures
+    sources: dict[str, np.ndarray] | None  # source word -> [n] share; None: the corpus names no sources
+    listing: str  # sha256 over the files' names and contents
+    files: int
+
+
+def corpus_listing(root: Path | None) -> tuple[int, float, dict[str, dict]] | None:
+    """(seed, clips by file name) of the ``corpus.json`` a rendered corpus (export/corpus.py)
+    keeps in ``root``; None when there is none (a folder of recordings: no source words)."""
+    if root is None or not (root / "corpus.json").is_file():
+        return None
+    try:
+        meta = json.loads((root / "corpus.json").read_text())
+        return int(meta["seed"]), float(meta["clip_seconds"]), {_recipe_name(c): c for c in meta["clips"]}
+    except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
+        raise NatError(f"--corpus {root}: corpus.json is not a NAT corpus listing ({type(exc).__name__}: {exc})") from None
+
+
+def _recipe_name(clip: dict) -> str:
+    from . import corpus
+
+    return corpus.recipe_from_listing(clip).file_name
+
+
+def _sources(listing, name: str, rate: int, frames: int) -> dict[str, np.ndarray]:
+    """The source shares of one file's frames from the listing ({} when it does not list the file)."""
+    from . import corpus
+
+    seed, seconds, clips = listing
+    if name not in clips:
+        return {}
+    try:
+        return corpus.frame_sources(corpus.recipe_from_listing(clips[name]), seed, seconds, rate, frames)
+    except (corpus.CorpusError, ValueError) as exc:
+        raise NatError(f"source labels of {name}: {exc}") from None
+
+
+def measure_corpus(pack: Pack, files: Sequence[Path], root: Path | None = None, log: Callable[[str], None] = lambda _: None) -> Corpus:
+    """Tokenize ``files`` with ``pack`` and measure every frame; with a rendered corpus's
+    ``corpus.json`` in ``root``, also say per frame which GM families sounded (export/corpus.py
+    ``frame_sources``: known programs, sources rendered alone for mixtures)."""
     from ..runtime.session import SessionOptions
     from ..runtime.tokenizer import Tokenizer
 
     tokenizer = Tokenizer(pack, SessionOptions("cpu", 0))
-    parts, codes = [], {"S0": [], "A0": []}
-    listing = hashlib.sha256()
+    listing = corpus_listing(root)
+    parts, codes, names, lengths = [], {"S0": [], "A0": []}, [], []
+    digest = hashlib.sha256()
     for i, path in enumerate(files):
         frames = list(tokenizer.stream(os.fspath(path)).frames)
         x, rate = _decoded(path)
@@ -243,19 +330,38 @@ def build_glossary(pack: Pack, files: Sequence[Path], root: Path | None = None, 
         codes["S0"].append([f.S[0] for f in frames])
         codes["A0"].append([f.A[0] for f in frames])
         name = Path(os.path.relpath(path.resolve(), root.resolve())).as_posix() if root else path.name
-        listing.update(f"{name}\0{hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
+        names.append(name)
+        lengths.append(len(frames))
+        digest.update(f"{name}\0{hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
         if (i + 1) % 50 == 0:
             log(f"measured {i + 1} of {len(files)} files")
-    m = Measures.concat(parts)
+    sources = None
+    if listing is not None:
+        log("labelling frames with the corpus's known instruments (mixtures: each source rendered alone)")
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(2) as pool:  # threads: the work is in fluidsynth processes
+            per_file = list(pool.map(lambda job: _sources(listing, *job), [(n, pack.frame_rate, k) for n, k in zip(names, lengths)]))
+        words = sorted({w for d in per_file for w in d}, key=vocab.SOURCES.index)
+        sources = {w: np.concatenate([d.get(w, np.zeros(k)) for d, k in zip(per_file, lengths)]) for w in words}
     column = {k: np.concatenate([np.asarray(c, dtype=np.int64) for c in v]) for k, v in codes.items()}
+    return Corpus(column, Measures.concat(parts), sources, digest.hexdigest(), len(files))
+
+
+def build_glossary(pack: Pack, files: Sequence[Path], root: Path | None = None, log: Callable[[str], None] = lambda _: None) -> bytes:
+    """The glossary file of ``pack`` measured on ``files`` (names recorded relative to ``root``)."""
+    return glossary_bytes(pack, measure_corpus(pack, files, root, log))
+
+
+def glossary_bytes(pack: Pack, c: Corpus) -> bytes:
     doc = {
         "format": vocab.FORMAT,
         "format_version": vocab.FORMAT_VERSION,
         "note": vocab.NOTE,
         "codebooks_sha256": {n: pack.manifest["streams"][n]["codebooks"]["sha256"] for n in ("S", "A")},
-        "corpus": {"files": len(files), "frames": int(m.dbfs.size), "sha256": listing.hexdigest()},
-        "method": "export/glossary.py: per-frame numpy DSP at 22050 Hz; per code the median of its frames (docs/ndjson.md, Glossary)",
-        "codes": glossary_codes(column, m),
+        "corpus": {"files": c.files, "frames": int(c.measures.dbfs.size), "sha256": c.listing, "sources": "known GM programs (corpus.json)" if c.sources is not None else "none"},
+        "method": "export/glossary.py: per-frame numpy DSP at 22050 Hz; per code the word most of its frames have and their median (docs/ndjson.md, Glossary)",
+        "codes": glossary_codes(c.codes, c.measures, c.sources),
     }
     return _dumps(doc).encode()
 

@@ -10,7 +10,10 @@ The golden file is what the runtime CLI prints for the test clip, byte for byte:
     nat --pack tests/data/tiny_pack tests/data/<clip>  >  tests/data/tiny_pack.golden.ndjson
 
 The clip is tests/data/clip.flac when present, else tests/data/tiny_clip.wav (synthesized
-here). Run from anywhere: ``python tests/data/make_tiny_pack.py``.
+here). Run from anywhere: ``python tests/data/make_tiny_pack.py``. With ``--glossary-only``
+only the glossary is measured again (``nat-export glossary`` on the same corpus; the
+codebooks and models stay byte for byte) and the golden file rewritten: what a change to
+the glossary needs, without torch.
 """
 
 from __future__ import annotations
@@ -74,10 +77,18 @@ def golden_bytes(clip: Path) -> bytes:
     return proc.stdout
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     from neural_audio_tokenizer.export.cli import main as nat_export
 
     clip = clip_path()
+    if argv == ["--glossary-only"]:
+        with tempfile.TemporaryDirectory() as tmp:
+            corpus = make_corpus(Path(tmp) / "corpus")
+            if nat_export(["glossary", str(PACK), "--corpus", str(corpus), "--quiet"]) != 0:
+                return 1
+        GOLDEN.write_bytes(golden_bytes(clip))
+        print(f"wrote {PACK.relative_to(REPO)}/glossary.json and {GOLDEN.relative_to(REPO)}")
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         models = make_models(Path(tmp))
         corpus = make_corpus(Path(tmp) / "corpus")
@@ -93,4 +104,4 @@ def main() -> int:
 
 if __name__ == "__main__":
     np.seterr(all="ignore")
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
