@@ -527,7 +527,7 @@ def child_torch(args: argparse.Namespace) -> int:
     if args.whole:
         metered = tok.silence.meter(source)
         chunk = whole_file(tok.pipeline, metered, run)
-        stream = token_stream(pack, source, iter(tok.chunk_frames(chunk, metered.silent(chunk.first_frame, chunk.n_frames))))
+        stream = token_stream(pack, source, iter(tok.chunk_frames(chunk, metered.silent(chunk.first_frame, chunk.n_frames), metered.gate.measured(chunk.first_frame, chunk.n_frames))))
     else:
         stream = tok.stream(source)
     out = open(sys.stdout.fileno(), "w", buffering=1, closefd=False)  # line-buffered: frames as they come

@@ -68,8 +68,25 @@ def test_same_tokens_in_any_encoding_pass(files, capsys):
         code, out, err = diff(files["dense"], files[other], capsys=capsys)
         assert code == 0, (other, out, err)
         assert out.splitlines()[-1] == "result: PASS: identical tokens"
-        assert "stream 1 a.wav: 30 frames; 0 of 8 levels differ" in out and err == ""
+        levels = 8 if other == "lam" else 10  # the original script's format has no measures: tokens only
+        assert f"stream 1 a.wav: 30 frames; 0 of {levels} levels differ" in out and err == ""
     assert diff(files["two"], files["two_rle"], capsys=capsys)[0] == 0
+
+
+def test_measures_are_compared_where_both_files_have_them(files, tmp_path, capsys):
+    """A golden file made without measures (--no-measures, or an older NAT) still compares
+    token by token with one that has them; a changed dB fails and is located."""
+    lines = [json.loads(x) for x in Path(files["dense"]).read_text().splitlines()]
+    assert "measures" in lines[0] and all("dB" in x and "hits" in x for x in lines[1:-1])
+    bare = tmp_path / "bare.ndjson"
+    bare.write_text("".join(json.dumps({k: v for k, v in x.items() if k not in ("measures", "dB", "hits")}) + "\n" for x in lines))
+    code, out, _ = diff(bare, files["dense"], capsys=capsys)
+    assert code == 0 and "0 of 8 levels differ" in out
+    lines[3]["dB"] += 3
+    louder = tmp_path / "louder.ndjson"
+    louder.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    code, out, _ = diff(files["dense"], louder, capsys=capsys)
+    assert code == 1 and "1 of 10 levels differ" in out and "dB" in out.splitlines()[-1]
 
 
 def test_a_changed_token_fails_and_is_located(files, tmp_path, capsys):
@@ -143,8 +160,8 @@ def test_multi_stream_files_compare_stream_by_stream(files, tmp_path, capsys):
     bad.write_text("".join(json.dumps(x) + "\n" for x in lines))
     code, out, _ = diff(files["two_rle"], bad, capsys=capsys)
     assert code == 1
-    assert "stream 1 a.wav: 30 frames; 0 of 8 levels differ" in out
-    assert "stream 2 b.wav: 30 frames; 1 of 8 levels differ" in out and "first diff at 0.4 s" in out
+    assert "stream 1 a.wav: 30 frames; 0 of 10 levels differ" in out
+    assert "stream 2 b.wav: 30 frames; 1 of 10 levels differ" in out and "first diff at 0.4 s" in out
 
 
 def test_unreadable_and_usage_errors(files, tmp_path, capsys):

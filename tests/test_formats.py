@@ -56,7 +56,11 @@ def parse_text(text: str) -> list[dict]:
         if words[-1].startswith("x"):
             n = int(words.pop()[1:])
         assert words[1] == "S" and words[6] == "A"
-        for name, word in zip(NAMES, words[2:6] + words[7:11]):
+        pairs = list(zip(NAMES, words[2:6] + words[7:11]))
+        if len(words) > 11:  # the measures: "dB -23 hits 1"
+            assert words[11] == "dB" and words[13] == "hits"
+            pairs += [("dB", words[12]), ("hits", words[14])]
+        for name, word in pairs:
             if word != ".":
                 state[name] = int(word)
         for k in range(n):
@@ -68,7 +72,7 @@ def parse_text(text: str) -> list[dict]:
 def test_text_format_holds_exactly_the_tokens_in_fewer_llm_tokens(tok, half_silent, options):
     text = stream(tok, half_silent, "text", options)
     lines = text.splitlines()
-    assert lines[0].startswith("# clip.wav | 6 s | pack tiny-test | 5 frames/s | line: t S S0 S1 S2 S3 A A0 A1 A2 A3")
+    assert lines[0].startswith("# clip.wav | 6 s | pack tiny-test | 5 frames/s | line: t S S0 S1 S2 S3 A A0 A1 A2 A3 dB LEVEL hits HITS")
     assert lines[-1] == "# end clip.wav: 30 frames, 6 s"
     assert lines[1].startswith("0 S ")
     assert parse_text(text) == dense_rows(tok, half_silent)

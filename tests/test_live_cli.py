@@ -79,15 +79,16 @@ WRITER = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("kind", ["raw", "wav"])
+@pytest.mark.parametrize("kind", ["raw", "wav", "raw-glossary"])
 def test_lines_come_while_the_writer_still_writes(tmp_path, kind):
+    """... with --glossary too: a stream still coming gets the whole glossary up front."""
     pcm = pcm16(8.0, seed=1)
     if kind == "wav":  # as `sox -d -t wav -` writes it: placeholder sizes
         wav = wav_bytes(np.frombuffer(pcm, "<i2").astype(np.float32)[:, None] / 32768, 16000)
         wav = wav[:4] + (0x7FFFF024).to_bytes(4, "little") + wav[8:40] + (0x7FFFF000).to_bytes(4, "little") + wav[44:]
         data, args = wav, []
     else:
-        data, args = pcm, ["--raw", "--raw-rate", "16000"]
+        data, args = pcm, ["--raw", "--raw-rate", "16000"] + (["--glossary"] if kind == "raw-glossary" else [])
     src, go = tmp_path / "in.bin", tmp_path / "go"
     src.write_bytes(data)
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(src), str(go)], stdout=subprocess.PIPE)
@@ -98,6 +99,11 @@ def test_lines_come_while_the_writer_still_writes(tmp_path, kind):
         first = json.loads(nat.stdout.readline())
         assert header["type"] == "header" and first["t"] == 0.0
         assert writer.poll() is None  # the first frame came before the writer finished
+        if kind == "raw-glossary":
+            from neural_audio_tokenizer.runtime.pack import load_pack
+            from neural_audio_tokenizer.packs import resolve_pack
+
+            assert len(header["glossary"]["A0"]) == len(load_pack(resolve_pack(None)).glossary.codes["A0"])
         go.touch()
         rest = nat.stdout.read()  # the same buffered reader: readline may hold lines already
         nat.wait(timeout=300)

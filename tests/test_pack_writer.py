@@ -77,8 +77,14 @@ def test_collect_features_fit_and_write_round_trip(tmp_path):
         books, _ = fit_rvq(apply_normalization(feats[s], norm), 2, 8, seed=0, iterations=5)
         args["streams"][s] = {**args["streams"][s], "normalization": norm, "codebooks": books}
     pack = load_pack(write_pack(tmp_path / "fitted", **args))
-    frames = list(Tokenizer(pack).encode((tone(3.0, 16000, freq=220.0, seed=0), 16000)))
-    for s in ("S", "A"):  # the first source's 15 frames, quantized the fit's way
+    tok = Tokenizer(pack)
+    frames = list(tok.encode((tone(3.0, 16000, freq=220.0, seed=0), 16000)))
+
+    def fitted(s: str, rows=slice(None), exclude=None) -> np.ndarray:  # the first source's 15 frames, quantized the fit's way
         table = args["streams"][s]
-        want = quantize(apply_normalization(feats[s][:15], table["normalization"]), table["codebooks"].astype(np.float64))
-        assert [list(getattr(f, s)) for f in frames] == want.tolist()
+        return quantize(apply_normalization(feats[s][:15][rows], table["normalization"]), table["codebooks"].astype(np.float64), exclude=exclude)
+
+    book = args["streams"]["S"]["codebooks"][0]
+    want = tok.silence.keep_apart(np.zeros(15, bool), {s: fitted(s) for s in ("S", "A")}, book, lambda rows, ex: fitted("S", rows, ex))
+    for s in ("S", "A"):
+        assert [list(getattr(f, s)) for f in frames] == want[s].tolist()

@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import numpy as np
 import soundfile as sf
 from conftest import REPO, run_nat, tone
 
@@ -147,3 +148,15 @@ def test_fit_finds_the_smallest_pooling_factor_that_fits(budget):
     assert fit.pool == math.ceil(n / budget) and fit.estimated_tokens <= budget
     assert fit.rle == (fit.pool > 1 or budget < n)
     assert fit_stream(stream, 0, render) is None
+
+
+def test_prompt_says_the_warnings_nat_says(tmp_path):
+    """Raw-PCM fallback, truncation, NaN samples: what nat warns about, nat prompt warns about too."""
+    data = tmp_path / "noise.bin"
+    data.write_bytes(np.random.default_rng(0).integers(-3000, 3000, 32000, dtype="<i2").tobytes())
+    nat = run_nat(str(data))
+    prompt = run_nat("prompt", str(data), "--format", "text", "--budget", "4000")
+    assert nat.returncode == prompt.returncode == 0
+    assert b"no audio format recognized" in nat.stderr
+    assert b"nat prompt: " + str(data).encode() in prompt.stderr or b"nat prompt: noise.bin" in prompt.stderr
+    assert b"warning: no audio format recognized; read as raw 16-bit PCM" in prompt.stderr

@@ -115,7 +115,7 @@ def check_structure(result: dict) -> None:
 def test_tiny_neural_pack_plumbing():
     """Two encoders at 24 and 16 kHz, 16 codes: every measurement runs and is well formed."""
     result = rendered.evaluate(TINY_PACK, synthetic_set(), workers=1)
-    assert result["pack"]["codes"] == {"S": 16, "A": 16}
+    assert result["pack"]["codes"] == {"S": [16] * 4, "A": [16] * 4}  # codes per level
     check_structure(result)
     mono = next(r for r in result["stability"] if r["change"] == "mono mixdown")
     assert all(v == 1.0 for v in mono["agreement"].values())  # the runtime mixes down the same way

@@ -72,9 +72,9 @@ def test_dense_frames_have_the_original_shape_and_exact_times(tok):
     frames = lines[1:-1]
     assert len(frames) == 16  # ceil(3.1 s * 5 Hz)
     assert [f["t"] for f in frames] == [round(k * 0.2, 3) for k in range(16)]
-    assert list(frames[0]) == ["t", "kf", "S0", "S1", "S2", "S3", "A0", "A1", "A2", "A3"]
+    assert list(frames[0]) == ["t", "kf", "S0", "S1", "S2", "S3", "A0", "A1", "A2", "A3", "dB", "hits"]
     assert "kf" not in frames[1]
-    assert all(0 <= f[k] < 16 for f in frames for k in f if k not in ("t", "kf"))
+    assert all(0 <= f[k] < 16 for f in frames for k in f if k not in ("t", "kf", "dB", "hits"))
 
 
 def test_keyframes_follow_the_interval(tok):

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..runtime.header import Header
-from ..runtime.records import Frame, LineOptions
+from ..runtime.records import Frame, LineOptions, level_db
 from ..runtime.stream import TokenStream
 
 CONTEXTS = (("8k", 8192), ("32k", 32768), ("128k", 131072))
@@ -42,7 +42,8 @@ def estimate_tokens(text: str) -> int:
 
 def pool_frames(frames: Sequence[Frame], factor: int, frame_rate: int) -> list[Frame]:
     """Merge each ``factor`` consecutive frames into one: per level the most common code
-    (ties: the first seen), starting at the group's first frame's time."""
+    (ties: the first seen), the level of the group's mean power, the hits summed, starting at
+    the group's first frame's time."""
     if factor <= 1:
         return list(frames)
     out = []
@@ -50,7 +51,10 @@ def pool_frames(frames: Sequence[Frame], factor: int, frame_rate: int) -> list[F
         group = frames[start : start + factor]
         s = tuple(_mode(f.S[i] for f in group) for i in range(len(group[0].S)))
         a = tuple(_mode(f.A[i] for f in group) for i in range(len(group[0].A)))
-        out.append(Frame(g, round(group[0].index / frame_rate, 3), s, a))
+        levels = [f.level for f in group if f.level is not None]
+        hits = [f.hits for f in group if f.hits is not None]
+        level = level_db(sum(10.0 ** (v / 10.0) for v in levels) / len(levels)) if levels else None
+        out.append(Frame(g, round(group[0].index / frame_rate, 3), s, a, level, sum(hits) if hits else None))
     return out
 
 
@@ -60,7 +64,7 @@ def _mode(values) -> int:
 
 def keep_levels(frames: Sequence[Frame], s_levels: int, a_levels: int) -> list[Frame]:
     """The frames with only the first levels of each stream (coarse levels carry the most)."""
-    return [Frame(f.index, f.t, f.S[:s_levels], f.A[:a_levels]) for f in frames]
+    return [dataclasses.replace(f, S=f.S[:s_levels], A=f.A[:a_levels]) for f in frames]
 
 
 def level_header(header: Header, s_levels: int, a_levels: int) -> Header:

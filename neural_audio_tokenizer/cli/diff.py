@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..errors import NatError
 from ..runtime.reader import pack_identity, read_path
-from ..runtime.records import frame_time
+from ..runtime.records import MEASURE_KEYS, frame_time
 from ..runtime.stream import TokenStream
 from . import command
 
@@ -117,16 +117,18 @@ def _source_sha256(stream: TokenStream) -> str | None:
 
 
 def _levels(stream: TokenStream) -> list[str]:
-    return stream.s_names + stream.a_names
+    """What can be compared: the token levels, then the frame measures (dB, hits) if the stream has them."""
+    return stream.s_names + stream.a_names + (list(MEASURE_KEYS) if stream.header.measures is not None else [])
 
 
-def _codes(stream: TokenStream) -> dict[int, tuple[int, ...]]:
-    """Frame index -> codes in level order (S levels, then A levels)."""
-    return {f.index: f.S + f.A for f in stream.frames}
+def _codes(stream: TokenStream) -> dict[int, tuple]:
+    """Frame index -> codes in level order (S levels, then A levels), then the measures."""
+    return {f.index: f.S + f.A + (f.level, f.hits) for f in stream.frames}
 
 
 def compare(golden: TokenStream, new: TokenStream, levels: list[str], index: int = 1) -> StreamDiff:
-    """Per level of ``levels``: how many frames of the union of both streams' frames differ, and where."""
+    """Per level of ``levels`` (token levels and measures): how many frames of the union of
+    both streams' frames differ, and where."""
     g_codes, n_codes = _codes(golden), _codes(new)
     indices = sorted(set(g_codes) | set(n_codes))
     rate = golden.frame_rate
@@ -154,11 +156,10 @@ def compare(golden: TokenStream, new: TokenStream, levels: list[str], index: int
 
 def _select_levels(golden: TokenStream, new: TokenStream, wanted: list[str] | None, index: int) -> list[str]:
     if wanted is None:
-        if _levels(golden) != _levels(new):
-            raise NotComparable(
-                f"stream {index} ({golden.name}): token levels differ (golden {' '.join(_levels(golden))}, new {' '.join(_levels(new))})"
-            )
-        return _levels(golden)
+        g_tokens, n_tokens = golden.s_names + golden.a_names, new.s_names + new.a_names
+        if g_tokens != n_tokens:
+            raise NotComparable(f"stream {index} ({golden.name}): token levels differ (golden {' '.join(g_tokens)}, new {' '.join(n_tokens)})")
+        return [name for name in _levels(golden) if name in _levels(new)]  # measures only where both have them
     for level in wanted:
         for label, stream in (("GOLDEN", golden), ("NEW", new)):
             if level not in _levels(stream):

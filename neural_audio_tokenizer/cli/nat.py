@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--keyframe-interval", type=float, default=5.0, metavar="S", help="seconds between keyframes (default: 5; 0: first frame only)")
     enc.add_argument("--delta", action="store_true", help="non-keyframe lines carry only changed tokens (ndjson, text)")
     enc.add_argument("--rle", action="store_true", help="runs of identical frames become one line with n (ndjson, text; lam: run-length semantic layers)")
+    enc.add_argument("--no-measures", action="store_true", help="leave out each frame's level (dB) and drum hits (ndjson, text): tokens only")
     inp = p.add_argument_group("input")
     inp.add_argument("--raw-rate", type=int, default=RAW_RATE, metavar="HZ", help=f"sample rate for undecodable input read as raw s16le PCM, and for --raw (default: {RAW_RATE})")
     inp.add_argument(
@@ -281,7 +282,7 @@ def run(argv: list[str]) -> int:
     args = build_parser().parse_args(_normalize_argv(argv))
     configure_logging(args.log_level, args.quiet, args.verbose)
     _check_combinations(args)
-    options = LineOptions(args.keyframe_interval, args.delta, args.rle)
+    options = LineOptions(args.keyframe_interval, args.delta, args.rle, measures=not args.no_measures)
     progress = Progress.for_stderr(args.quiet)
     from ..packs import resolve_pack
     from ..runtime.pack import load_pack

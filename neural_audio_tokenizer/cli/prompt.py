@@ -158,8 +158,13 @@ def _tokenize(args) -> tuple[TokenStream, Glossary | None]:
     tokenizer = Tokenizer.load(args.pack, device=args.device, threads=args.threads)
     glossary = _pack_glossary(tokenizer.pack) if args.glossary else None
     if args.input == "-":
-        return tokenizer.stream(sys.stdin.buffer.read(), "stdin", args.raw_rate).materialized(), glossary
-    return tokenizer.stream(args.input, raw_rate=args.raw_rate).materialized(), glossary
+        source = tokenizer.open(sys.stdin.buffer.read(), "stdin", args.raw_rate)
+    else:
+        source = tokenizer.open(args.input, raw_rate=args.raw_rate)
+    stream = tokenizer.stream(source).materialized()
+    for note in source.warnings():  # as nat says them: raw-PCM fallback, truncation, NaN samples
+        print(f"nat prompt: {stream.name}: warning: {note}", file=sys.stderr)
+    return stream, glossary
 
 
 def _pack_glossary(pack) -> Glossary:

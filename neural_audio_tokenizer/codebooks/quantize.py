@@ -20,9 +20,10 @@ def code_norms(codebooks: np.ndarray) -> np.ndarray:
 
 
 def quantize(
-    features: np.ndarray, codebooks: np.ndarray, norms: np.ndarray | None = None
+    features: np.ndarray, codebooks: np.ndarray, norms: np.ndarray | None = None, exclude: np.ndarray | None = None
 ) -> np.ndarray:
-    """Codes [frames, levels] (int64) for ``features`` [frames, dim] against [levels, codes, dim]."""
+    """Codes [frames, levels] (int64) for ``features`` [frames, dim] against [levels, codes, dim];
+    ``exclude``: level-0 code indices none of these frames may take (the nearest other code is used)."""
     residual = np.array(features, dtype=np.float64, copy=True)
     books = np.asarray(codebooks, dtype=np.float64)
     if norms is None:
@@ -30,6 +31,8 @@ def quantize(
     codes = np.empty((residual.shape[0], books.shape[0]), dtype=np.int64)
     for level, book in enumerate(books):
         distance = norms[level][None, :] - 2.0 * (residual @ book.T)
+        if level == 0 and exclude is not None:
+            distance[:, exclude] = np.inf
         chosen = np.argmin(distance, axis=1)  # first minimum: ties go to the lowest index
         codes[:, level] = chosen
         residual -= book[chosen]

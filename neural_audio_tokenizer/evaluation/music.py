@@ -138,6 +138,7 @@ def evaluate_folder(
     tok = Tokenizer.load(pack, device=device, threads=1)
     levels = {s: tok.pack.streams[s].codebooks.shape[0] for s in ("S", "A")}
     sizes = {s: tok.pack.streams[s].codebooks.shape[1] for s in ("S", "A")}
+    level_sizes = {s: list(tok.pack.streams[s].level_sizes()) for s in ("S", "A")}  # what each level can emit
     names = [f"{s}{i}" for s in ("S", "A") for i in range(levels[s])]
     log(f"tokenizing {len(files)} files x {len(CHANGES) + 2} versions" + (f" (the first {max_seconds:g} s of each)" if max_seconds else ""))
 
@@ -183,7 +184,7 @@ def evaluate_folder(
     silence = np.concatenate([tok.silence.codes["S"], tok.silence.codes["A"]]) if tok.silence.codes else None
     result = {
         "pack": {"name": tok.pack.name, "path": os.fspath(tok.pack.path), "manifest_sha256": tok.pack.manifest_sha256,
-                 "codes": sizes, "levels": levels, "encoders": sorted(tok.pack.encoders), "silence_floor_dbfs": tok.pack.silence_floor_dbfs},
+                 "codes": level_sizes, "levels": levels, "encoders": sorted(tok.pack.encoders), "silence_floor_dbfs": tok.pack.silence_floor_dbfs},
         "set": {"name": "audio", "folder": os.fspath(folder), "files": [r.name for r in results], "skipped": skipped,
                 "max_seconds": max_seconds, "seconds": round(sum(r.seconds for r in results), 1),
                 "rates": sorted({r.rate for r in results}), "channels": sorted({r.channels for r in results})},
@@ -216,7 +217,7 @@ def format_report(result: dict) -> str:
     p = result["pack"]
     excerpt = f", the first {s['max_seconds']:g} s of each" if s["max_seconds"] else ""
     lines = [f"## Pack `{p['name']}` on {s['folder']} ({len(s['files'])} files, {s['seconds'] / 60:.1f} min{excerpt}; "
-             f"{p['levels']['S']}+{p['levels']['A']} levels, {p['codes']['S']}/{p['codes']['A']} codes)", ""]
+             f"{p['levels']['S']}+{p['levels']['A']} levels, S codes per level {'/'.join(map(str, p['codes']['S']))}, A {'/'.join(map(str, p['codes']['A']))})", ""]
     if s["skipped"]:
         lines += [f"Skipped {len(s['skipped'])} files that could not be decoded: " + "; ".join(f"{k['file']} ({k['reason']})" for k in s["skipped"]), ""]
     lines += ["### Stability: % of frames with the same token (frame k vs frame k, all files pooled)", ""]

@@ -301,6 +301,7 @@ def evaluate(pack: str | os.PathLike | None, eval_set: EvalSet, workers: int = 2
     tok = Tokenizer.load(pack, device=device, threads=1)
     levels = {s: tok.pack.streams[s].codebooks.shape[0] for s in ("S", "A")}
     sizes = {s: tok.pack.streams[s].codebooks.shape[1] for s in ("S", "A")}
+    level_sizes = {s: list(tok.pack.streams[s].level_sizes()) for s in ("S", "A")}  # what each level can emit
     names = [f"{s}{i}" for s in ("S", "A") for i in range(levels[s])]
     col = {n: i for i, n in enumerate(names)}
     pool = ThreadPoolExecutor(max_workers=max(1, workers))
@@ -355,7 +356,7 @@ def evaluate(pack: str | os.PathLike | None, eval_set: EvalSet, workers: int = 2
     util = {n: utilization(everything[:, col[n]], reach[n]) for n in names}
     result = {
         "pack": {"name": tok.pack.name, "path": os.fspath(tok.pack.path), "manifest_sha256": tok.pack.manifest_sha256,
-                 "codes": sizes, "levels": levels, "encoders": sorted(tok.pack.encoders)},
+                 "codes": level_sizes, "levels": levels, "encoders": sorted(tok.pack.encoders)},
         "set": eval_set.describe(),
         "levels": names,
         "stability": rows,
@@ -406,7 +407,7 @@ def format_report(result: dict) -> str:
     names = result["levels"]
     s = result["set"]
     lines = [f"## Pack `{result['pack']['name']}` ({s['name']} set, {result['pack']['levels']['S']}+{result['pack']['levels']['A']} levels, "
-             f"{result['pack']['codes']['S']}/{result['pack']['codes']['A']} codes)", ""]
+             f"S codes per level {'/'.join(map(str, result['pack']['codes']['S']))}, A {'/'.join(map(str, result['pack']['codes']['A']))})", ""]
     lines += [f"### Stability: % of frames with the same token ({len(s['stability_clips'])} clips x {s['stability_seconds']:g} s, 44.1 kHz stereo)", ""]
     lines.append("| change | " + " | ".join(names) + " | how |")
     lines.append("|---|" + "---:|" * len(names) + "---|")
@@ -442,7 +443,7 @@ def format_report(result: dict) -> str:
     lines += ["", "### Goals", ""]
     if s["name"] != FULL.name:
         lines += [f"(The {s['name']} set is too small to decide these, dead codes above all: {u['frames']} frames for "
-                  f"{result['pack']['codes']['S']}/{result['pack']['codes']['A']} codes. The full set decides them.)", ""]
+                  f"S codes per level {'/'.join(map(str, result['pack']['codes']['S']))}, A {'/'.join(map(str, result['pack']['codes']['A']))}. The full set decides them.)", ""]
     for g in result["goals"]:
         lines.append(f"- [{'x' if g['met'] else ' '}] {g['goal']}: {pct(g['value'])} %")
     lines += ["", f"Rendering {s['render_s']:.0f} s, evaluation {result['eval_s']:.0f} s."]

@@ -109,13 +109,14 @@ def probe_signal() -> np.ndarray:
     return x.astype(np.float32)
 
 
-def _codes(features: np.ndarray, normalization: np.ndarray, codebooks: np.ndarray) -> np.ndarray:
-    return quantize(apply_normalization(features, normalization), codebooks.astype(np.float64))
+def _codes(features: np.ndarray, normalization: np.ndarray, codebooks: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+    return quantize(apply_normalization(features, normalization), codebooks.astype(np.float64), exclude=exclude)
 
 
 def _probe_codes(probe: np.ndarray, pipeline, run, streams: dict) -> dict[str, list]:
     """The probe's codes by the recipe's arithmetic, silence floor included (its silent
-    second gets the codes the pack gives digital zero, as in the runtime)."""
+    second gets the codes the pack gives digital zero, its noise never the silence S0 code,
+    as in the runtime)."""
 
     def codes(name: str, features: np.ndarray) -> np.ndarray:
         return _codes(features, streams[name]["normalization"], streams[name]["codebooks"])
@@ -124,7 +125,15 @@ def _probe_codes(probe: np.ndarray, pipeline, run, streams: dict) -> dict[str, l
     source = gate.meter(from_array(probe, dsp.SAMPLE_RATE, "probe"))
     out: dict[str, list] = {name: [] for name in STREAMS}
     for chunk in pipeline.iter_chunks(source, run):
-        for name, c in gate.apply(source.silent(chunk.first_frame, chunk.n_frames), {n: codes(n, f) for n, f in chunk.streams.items()}).items():
+        silent = source.silent(chunk.first_frame, chunk.n_frames)
+        s = streams["S"]
+        found = gate.keep_apart(
+            silent,
+            {n: codes(n, f) for n, f in chunk.streams.items()},
+            s["codebooks"][0],
+            lambda rows, excluded: _codes(chunk.streams["S"][rows], s["normalization"], s["codebooks"], excluded),
+        )
+        for name, c in gate.apply(silent, found).items():
             out[name] += c.tolist()
     return out
 

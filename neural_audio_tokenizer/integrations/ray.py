@@ -26,6 +26,7 @@ One row per file, tokens as one list column per token (not 2-D S/A arrays): flat
     duration_s float64      decoded audio seconds (from the stats line)
     t         list<double>  frame start times, k / frame_rate rounded to the ms
     S0..S3, A0..A3  list<int32>  one token per frame
+    dB, hits  list<int32>   each frame's level and drum-like hits (absent with measures off)
     header    string        the NDJSON header line, exactly
     stats     string        the NDJSON stats line, exactly (null on error)
     status    string        "ok" | "error"
@@ -51,7 +52,7 @@ from ..errors import InputError, NatError
 from ..runtime.inputs.audio import RAW_RATE, display_name, open_bytes, open_path
 from ..runtime.header import Header
 from ..runtime.ndjson import dumps, error_record, header_line, stats_line
-from ..runtime.records import Frame, LineOptions, frame_lines, frame_time
+from ..runtime.records import MEASURE_KEYS, Frame, LineOptions, frame_lines, frame_time
 from ..runtime.tokenizer import Tokenizer
 
 INSTALL = "pip install 'neural-audio-tokenizer[ray]'"
@@ -67,16 +68,17 @@ def _require(module: str):
 class Tokenize:
     """Ray Data ``map_batches`` class: rows of audio (path and/or bytes) -> token rows."""
 
-    def __init__(self, pack=None, *, device: str = "cpu", threads: int = 1, keyframe_interval: float = 5.0, delta: bool = False, rle: bool = False, raw_rate: int = RAW_RATE, root: str | None = None) -> None:
+    def __init__(self, pack=None, *, device: str = "cpu", threads: int = 1, keyframe_interval: float = 5.0, delta: bool = False, rle: bool = False, raw_rate: int = RAW_RATE, root: str | None = None, measures: bool = True) -> None:
         self.pa = _require("pyarrow")
         self.tokenizer = Tokenizer.load(pack, device=device, threads=threads, spinning=False)
-        self.options = LineOptions(keyframe_interval, delta, rle)
+        self.options = LineOptions(keyframe_interval, delta, rle, measures)
         self.raw_rate = raw_rate
         self.root = root
         self.tokens = [f"{s}{i}" for s, spec in self.tokenizer.pack.streams.items() for i in range(spec.levels)]
+        self.measures = list(MEASURE_KEYS) if self.options.measures else []
         pa = self.pa
         fields = [("path", pa.string()), ("name", pa.string()), ("sha256", pa.string()), ("frame_rate", pa.int32()), ("frames", pa.int32()), ("duration_s", pa.float64()), ("t", pa.list_(pa.float64()))]
-        fields += [(k, pa.list_(pa.int32())) for k in self.tokens]
+        fields += [(k, pa.list_(pa.int32())) for k in self.tokens + self.measures]
         fields += [("header", pa.string()), ("stats", pa.string()), ("status", pa.string()), ("error", pa.string())]
         self.schema = pa.schema(fields)
 
@@ -114,6 +116,8 @@ class Tokenize:
         for key in self.tokens:  # "S0" -> frame.S[0]
             stream, level = key[0], int(key[1:])
             row[key] = [getattr(f, stream)[level] for f in frames]
+        for key in self.measures:
+            row[key] = [f.measures().get(key) for f in frames]
         return row
 
 
@@ -132,11 +136,15 @@ def to_ndjson(row: dict) -> bytes:
         written = json.loads(row["header"])
         enc = written["encoding"]  # the lines' encoding, beside the header proper
         modes = enc["mode"].split("+")
-        options = LineOptions(enc["keyframe_interval_s"], "delta" in modes, "rle" in modes)
         header = Header.from_json(written)
+        options = LineOptions(enc["keyframe_interval_s"], "delta" in modes, "rle" in modes, measures=header.measures is not None)
         rate = header.frame_rate
         S, A = header.token_names("S"), header.token_names("A")
-        frames = [Frame(i, frame_time(i, rate), tuple(int(row[k][i]) for k in S), tuple(int(row[k][i]) for k in A)) for i in range(len(row["t"]))]
+        measured = [row.get(k) if options.measures else None for k in MEASURE_KEYS]
+        frames = [
+            Frame(i, frame_time(i, rate), tuple(int(row[k][i]) for k in S), tuple(int(row[k][i]) for k in A), *(None if m is None else m[i] for m in measured))
+            for i in range(len(row["t"]))
+        ]
         # Every frame computed, also before a mid-stream failure: nat writes them all.
         lines = [row["header"] + "\n", *(dumps(x) for x in frame_lines(frames, rate, options))]
     if row["status"] == "ok":
@@ -164,7 +172,7 @@ def run_batch(entries, out, settings, workers: int, address: str | None, quiet: 
     started = time.monotonic()
     items = [{"path": e.path, "name": e.rel} for e in entries if not e.problem]
     opts = settings.options
-    kwargs = dict(pack=settings.pack, device=settings.device, threads=settings.threads, keyframe_interval=opts.keyframe_interval_s, delta=opts.delta, rle=opts.rle, raw_rate=settings.raw_rate)
+    kwargs = dict(pack=settings.pack, device=settings.device, threads=settings.threads, keyframe_interval=opts.keyframe_interval_s, delta=opts.delta, rle=opts.rle, raw_rate=settings.raw_rate, measures=opts.measures)
     ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), workers * 4)))
     ds = ds.map_batches(Tokenize, fn_constructor_kwargs=kwargs, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=settings.threads, batch_size=1, batch_format="pyarrow")
     # Writing is light, and a write task that waits for a core held by the actors would stall

@@ -1,6 +1,6 @@
 """The streaming engine: one input's mono blocks in, its Frames out, as soon as each is final.
 
-    level meter / silence floor -> resample -> chunk -> encode -> pool -> quantize -> Frames
+    level meter, silence floor -> resample -> chunk -> encode -> pool -> quantize -> Frames
 
 Files, pipes and pushed audio all run through it: ``Tokenizer.stream`` pushes every decoded
 block of a file and finishes; piped input pushes blocks as its bytes decode; a
@@ -31,7 +31,7 @@ class Model(Protocol):
 
     def run_encoder(self, encoder: str, waveform: np.ndarray) -> Mapping[str, np.ndarray]: ...
 
-    def chunk_frames(self, chunk: ChunkFeatures, silent: np.ndarray | None) -> list[Frame]: ...
+    def chunk_frames(self, chunk: ChunkFeatures, silent: np.ndarray | None, measured: tuple[list[int], list[int]] | None) -> list[Frame]: ...
 
 
 class Engine:
@@ -73,17 +73,16 @@ class Engine:
         yield from self._cut_rest()
 
     def _cut(self, block: np.ndarray) -> list[dict[str, Segment]]:
-        """The chunks ``block`` lets be cut; under a silence floor, once its frames are decided (silent ones zeroed)."""
-        gated = [block] if self._gate is None else self._gate.push(block)
+        """The chunks ``block`` lets be cut, once the meter has decided its frames (under a silence floor, silent ones zeroed)."""
+        gated = self._gate.push(block)
         return [chunk for b in gated for chunk in self._cutter.push(b)]
 
     def _cut_rest(self) -> list[dict[str, Segment]]:
-        held = [] if self._gate is None else self._gate.finish()
-        return [chunk for b in held for chunk in self._cutter.push(b)] + self._cutter.finish()
+        return [chunk for b in self._gate.finish() for chunk in self._cutter.push(b)] + self._cutter.finish()
 
     def _encoded(self, chunks: list[dict[str, Segment]]) -> list[Frame]:
         return [frame for chunk in chunks for features in self.pipeline.encode([chunk], self._model.run_encoder) for frame in self._frames(features)]
 
     def _frames(self, chunk: ChunkFeatures) -> list[Frame]:
-        silent = None if self._gate is None else self._gate.silent(chunk.first_frame, chunk.n_frames)
-        return self._model.chunk_frames(chunk, silent)
+        first, n = chunk.first_frame, chunk.n_frames
+        return self._model.chunk_frames(chunk, self._gate.silent(first, n), self._gate.measured(first, n))

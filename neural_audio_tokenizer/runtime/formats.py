@@ -62,14 +62,17 @@ def text_legend(stream: TokenStream, options: LineOptions) -> str:
     header = stream.header
     src = header.source
     pack = header.pack.name if header.pack is not None else "?"
+    measured = header.measures is not None and options.measures
     parts = [
         f"# {src.name}",
         "streamed" if src.duration_s is None else f"{fmt_time(round(float(src.duration_s), 3))} s",  # piped: known at the end
         f"pack {pack}",
         f"{header.frame_rate} frames/s",
         "line: t S " + " ".join(stream.s_names) + " A " + " ".join(stream.a_names)
+        + (" dB LEVEL hits HITS" if measured else "")
         + " (t start s; S semantic: musical content; A acoustic: timbre; level 0 coarsest;"
         " equal numbers at a level = similar sound"
+        + ("".join(f"; {k}: {v}" for k, v in header.measures.items()) if measured else "")
         + ("; . = unchanged" if options.delta else "")
         + ("; xN = N identical frames" if options.rle else "")
         + ")",
@@ -81,8 +84,8 @@ def text_legend(stream: TokenStream, options: LineOptions) -> str:
 
 
 def text_frame(run: Run, previous: Frame | None, options: LineOptions) -> str:
-    """One line: ``0.2 S 23 92 45 101 A 48 192 129 9``; with delta ``.`` for an unchanged
-    token, with a run of several frames `` xN``."""
+    """One line: ``0.2 S 23 92 45 101 A 48 192 129 9 dB -23 hits 1``; with delta ``.`` for an
+    unchanged value, with a run of several frames `` xN``."""
     frame = run.frame
     delta = options.delta and not run.keyframe and previous is not None
 
@@ -91,8 +94,13 @@ def text_frame(run: Run, previous: Frame | None, options: LineOptions) -> str:
 
     s = codes(frame.S, previous.S if previous else None)
     a = codes(frame.A, previous.A if previous else None)
+    measures = ""
+    if options.measures and frame.level is not None:
+        level = "." if delta and previous.level == frame.level else str(frame.level)
+        hits = "." if delta and previous.hits == frame.hits else str(frame.hits)
+        measures = f" dB {level} hits {hits}"
     more = f" x{run.n}" if run.n > 1 else ""
-    return f"{fmt_time(frame.t)} S {s} A {a}{more}\n"
+    return f"{fmt_time(frame.t)} S {s} A {a}{measures}{more}\n"
 
 
 def render_text(stream: TokenStream, options: LineOptions) -> Iterator[Out]:
@@ -100,9 +108,10 @@ def render_text(stream: TokenStream, options: LineOptions) -> Iterator[Out]:
     one line per frame line, ``# end``."""
     yield text_legend(stream, options)
     glossary = stream.header.glossary
-    if glossary is not None:  # nat --glossary: frames are known (runtime/glossary.annotate)
-        frames = list(stream.frames)
-        stream = stream.with_frames(frames)
+    if glossary is not None:  # nat --glossary: a file's frames are known by now (runtime/glossary.annotate)
+        frames = None if stream.header.source.sha256 is None else list(stream.frames)  # a stream still coming is never held
+        if frames is not None:
+            stream = stream.with_frames(frames)
         for line in legend_lines(ranked_entries(glossary, frames)):
             yield f"# {line}\n"
     previous: Frame | None = None
@@ -213,7 +222,7 @@ def render_lam(stream: TokenStream, options: LineOptions) -> Iterator[Out]:
     yield lam_header(stream, rle)
     previous: Frame | None = None
     count = 0
-    for run in runs(stream.frames, stream.frame_rate, LineOptions(options.keyframe_interval_s, rle=rle)):
+    for run in runs(stream.frames, stream.frame_rate, LineOptions(options.keyframe_interval_s, rle=rle, measures=False)):
         frame = run.frame
         count += run.n
         base = {"fi": frame.index, "ts": round(frame.index * frame_ms, 3), "dur": round(run.n * frame_ms, 3)}

@@ -118,13 +118,13 @@ class Glossary:
 
     codes: Mapping[str, Mapping[int, dict]]
 
-    def for_frames(self, frames: Iterable[Frame]) -> dict:
+    def for_frames(self, frames: Iterable[Frame] | None) -> dict:
         """The header's ``glossary`` object: :data:`NOTE` and the entries of the codes that
-        occur in ``frames``, keys as strings in code order."""
-        used = used_codes(frames, self.codes)
+        occur in ``frames`` (None: every entry), keys as strings in code order."""
+        used = None if frames is None else used_codes(frames, self.codes)
         out: dict[str, Any] = {"note": NOTE}
         for name, entries in self.codes.items():
-            present = sorted(c for c in used.get(name, ()) if c in entries)
+            present = sorted(entries if used is None else (c for c in used.get(name, ()) if c in entries))
             if present:
                 out[name] = {str(c): entries[c] for c in present}
         return out
@@ -143,11 +143,15 @@ def used_codes(frames: Iterable[Frame], names: Iterable[str]) -> dict[str, Count
 
 
 def annotate(stream: TokenStream, glossary: Glossary) -> TokenStream:
-    """``stream`` with a ``glossary`` header object for the codes it uses.
+    """``stream`` with a ``glossary`` header object.
 
     The header is written before the frames, and which codes occur is known only after the
-    last one: the frames are computed here, so an annotated stream starts writing when its
-    input is done (docs/ndjson.md, "Glossary")."""
+    last one. For a file the frames are computed here and the object holds the codes it
+    uses, so the stream starts writing when its input is done. A streamed input (a pipe, a
+    microphone: its header has no sha256 yet) may never end, so it gets every entry of the
+    glossary at once and its frames stream as they come (docs/ndjson.md, "Glossary")."""
+    if stream.header.source.sha256 is None:
+        return stream.with_frames(stream.frames, stream.header.with_annotation("glossary", glossary.for_frames(None)))
     frames = list(stream.frames)
     header = stream.header.with_annotation("glossary", glossary.for_frames(frames))
     return TokenStream.complete(header, frames, stream.stats, stream.error)
@@ -200,15 +204,19 @@ def family_words(families: Mapping[str, float] | None) -> str:
     return ", ".join(words)
 
 
-def ranked_entries(header_glossary: Mapping[str, Any], frames: Iterable[Frame]) -> list[str]:
+def ranked_entries(header_glossary: Mapping[str, Any], frames: Iterable[Frame] | None) -> list[str]:
     """Legend lines for a header ``glossary`` object, the most frequent codes of ``frames``
-    first (S and A alternating, so a shortened legend keeps both streams)."""
+    first (None, for a stream still coming: every entry, in code order; S and A alternating,
+    so a shortened legend keeps both streams)."""
     names = [n for n in header_glossary if _LEVEL.match(n)]
-    counts = used_codes(frames, names)
+    counts = None if frames is None else used_codes(frames, names)
     per_name = []
     for name in names:
         entries = header_glossary[name]
-        order = sorted((c for c in counts[name] if str(c) in entries), key=lambda c: (-counts[name][c], c))
+        if counts is None:
+            order = sorted(int(c) for c in entries)
+        else:
+            order = sorted((c for c in counts[name] if str(c) in entries), key=lambda c: (-counts[name][c], c))
         per_name.append([entry_text(name, c, entries[str(c)]) for c in order])
     out = []
     for k in range(max((len(p) for p in per_name), default=0)):

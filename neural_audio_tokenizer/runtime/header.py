@@ -45,8 +45,16 @@ LEGEND = (
     "n is how many consecutive frames a line stands for; a line without some tokens keeps their previous values."
 )
 
+# What the frame measures after the tokens mean (records.MEASURE_KEYS), for the reader of a stream.
+MEASURES = {
+    "dB": "loudness of the slice in dB relative to digital full scale (RMS): 0 is the loudest possible, "
+    "about -15 very loud, -25 loud, -35 moderate, -45 soft, -60 very soft; -99 is silence (below the pack's silence floor)",
+    "hits": "drum-like hits in the slice (sharp noisy attacks: snare, hi-hat, cymbal, clap): 0 none; "
+    "hits in most slices mean a drum kit, their regular pattern is the beat",
+}
+
 # The header keys the typed fields hold (``encoding`` belongs to the lines), in written order.
-CORE_KEYS = ("type", "format", "format_version", "source", "pack", "frame_rate", "streams", "encoding", "legend")
+CORE_KEYS = ("type", "format", "format_version", "source", "pack", "frame_rate", "streams", "measures", "encoding", "legend")
 # The stats keys the typed fields hold (``lines`` belongs to the lines).
 STATS_KEYS = ("type", "frames", "lines", "duration_s", "nonfinite_samples", "source", "tokens")
 
@@ -119,15 +127,21 @@ class StreamInfo:
     """One token stream (S or A) of the pack: its levels, codebook size and token names."""
 
     levels: int
-    codebook_size: int | None
+    codebook_size: int | None  # the largest level's
     tokens: tuple[str, ...]
+    codebook_sizes: tuple[int, ...] | None = None  # codes each level can emit, level 0 first
 
     def to_json(self) -> dict:
-        return {"levels": self.levels, "codebook_size": self.codebook_size, "tokens": list(self.tokens)}
+        out = {"levels": self.levels, "codebook_size": self.codebook_size}
+        if self.codebook_sizes is not None:
+            out["codebook_sizes"] = list(self.codebook_sizes)
+        out["tokens"] = list(self.tokens)
+        return out
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> StreamInfo:
-        return cls(obj.get("levels"), obj.get("codebook_size"), tuple(obj["tokens"]))
+        sizes = obj.get("codebook_sizes")
+        return cls(obj.get("levels"), obj.get("codebook_size"), tuple(obj["tokens"]), tuple(sizes) if isinstance(sizes, list) else None)
 
 
 @dataclass(frozen=True)
@@ -143,6 +157,7 @@ class Header:
     frame_rate: int | float
     streams: Mapping[str, StreamInfo]
     legend: str | None = LEGEND
+    measures: Mapping[str, str] | None = None  # the frame measures the lines carry (MEASURES), if any
     format: str = FORMAT
     format_version: int | None = FORMAT_VERSION
     annotations: Mapping[str, Any] = field(default_factory=dict)
@@ -175,9 +190,10 @@ class Header:
         """This header without annotation ``key``."""
         return replace(self, annotations={k: v for k, v in self.annotations.items() if k != key})
 
-    def to_json(self, encoding: Mapping[str, Any] | None = None) -> dict:
+    def to_json(self, encoding: Mapping[str, Any] | None = None, measures: bool = True) -> dict:
         """The header object, keys in NAT's fixed order; ``encoding`` (the writer's, ndjson.py)
-        goes between ``streams`` and ``legend``."""
+        goes between ``streams`` and ``legend``; ``measures`` False leaves out what the lines
+        then do not carry."""
         out: dict[str, Any] = {"type": "header", "format": self.format}
         if self.format_version is not None:
             out["format_version"] = self.format_version
@@ -186,6 +202,8 @@ class Header:
             out["pack"] = self.pack.to_json()
         out["frame_rate"] = self.frame_rate
         out["streams"] = {name: info.to_json() for name, info in self.streams.items()}
+        if self.measures is not None and measures:
+            out["measures"] = dict(self.measures)
         if encoding is not None:
             out["encoding"] = dict(encoding)
         if self.legend is not None:
@@ -205,6 +223,7 @@ class Header:
             frame_rate=obj["frame_rate"],
             streams={name: StreamInfo.from_json(spec) for name, spec in obj["streams"].items()},
             legend=obj.get("legend"),
+            measures=obj.get("measures") if isinstance(obj.get("measures"), Mapping) else None,
             format=obj.get("format", FORMAT),
             format_version=obj.get("format_version"),
             annotations={key: value for key, value in obj.items() if key not in CORE_KEYS},
@@ -231,9 +250,10 @@ def make_header(
         pack=PackRef(pack.name, pack.manifest_sha256),
         frame_rate=pack.frame_rate,
         streams={
-            n: StreamInfo(s.levels, s.codebook_size, tuple(f"{n}{i}" for i in range(s.levels)))
+            n: StreamInfo(s.levels, s.codebook_size, tuple(f"{n}{i}" for i in range(s.levels)), s.level_sizes())
             for n, s in pack.streams.items()
         },
+        measures=MEASURES,
     )
 
 

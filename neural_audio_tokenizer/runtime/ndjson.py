@@ -24,7 +24,7 @@ def dumps(obj: dict) -> str:
 
 def header_line(header: Header, options: LineOptions) -> dict:
     """The header object as written: ``header`` with the ``encoding`` that ``options`` give."""
-    return header.to_json(encoding={"mode": options.mode, "keyframe_interval_s": options.keyframe_interval_s})
+    return header.to_json(encoding={"mode": options.mode, "keyframe_interval_s": options.keyframe_interval_s}, measures=options.measures)
 
 
 def stats_line(stats: Stats, lines: int) -> dict:

@@ -84,6 +84,11 @@ class StreamSpec:
     def codebook_size(self) -> int:
         return int(self.codebooks.shape[1])
 
+    def level_sizes(self) -> tuple[int, ...]:
+        """Distinct codes per level: a level fitted with fewer codes than the array holds is
+        padded with copies, which quantization never picks (ties go to the lowest index)."""
+        return tuple(len(np.unique(book, axis=0)) for book in self.codebooks)
+
 
 @dataclass(frozen=True)
 class Pack:

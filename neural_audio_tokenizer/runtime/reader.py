@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 
 from ..errors import NatError
 from .header import FORMAT, Header, PackRef, Source, Stats, StreamInfo
-from .records import Frame, expand, frame_time
+from .records import HITS_KEY, LEVEL_KEY, Frame, expand, frame_time
 from .stream import TokenStream
 
 
@@ -38,9 +38,16 @@ def pack_identity(stream: TokenStream) -> tuple[str, str | None]:
     return "codebook_id", pack.codebook_id
 
 
-def _dense(frames: dict[int, tuple[int, ...]], frame_rate: float, n_s: int) -> list[Frame]:
-    """Frames by index (a later line wins) -> Frame records in time order."""
-    return [Frame(k, frame_time(k, frame_rate), codes[:n_s], codes[n_s:]) for k, codes in sorted(frames.items())]
+def _dense(frames: dict[int, tuple], frame_rate: float, n_s: int) -> list[Frame]:
+    """Frames by index (a later line wins) -> Frame records in time order. A frame is its
+    codes, S then A, optionally followed by ``(level, hits)`` as a last item."""
+    out = []
+    for k, codes in sorted(frames.items()):
+        measures: tuple = (None, None)
+        if codes and isinstance(codes[-1], tuple):
+            codes, measures = codes[:-1], codes[-1]
+        out.append(Frame(k, frame_time(k, frame_rate), codes[:n_s], codes[n_s:], *measures))
+    return out
 
 
 def parse_lines(lines: Iterable[str], label: str) -> Iterator[tuple[int, dict]]:
@@ -159,7 +166,8 @@ class _Builder:
         frames: dict[int, tuple[int, ...]] = {}
         try:
             for frame in expand([obj for _, obj in self.lines], frame_rate):
-                frames[round(frame["t"] * frame_rate)] = tuple(frame[k] for k in levels)
+                measures = (frame.get(LEVEL_KEY), frame.get(HITS_KEY))
+                frames[round(frame["t"] * frame_rate)] = (*(frame[k] for k in levels), measures)
         except KeyError as exc:
             what = "t" if exc.args[0] == "t" else f"token {exc.args[0]} (a delta stream must start with a keyframe)"
             raise ReadError(f"{self.where}: a frame line of this stream lacks {what}") from None

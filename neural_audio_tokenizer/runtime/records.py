@@ -9,11 +9,18 @@ A frame line has exactly the original script's shape, ``{"t":1.2,"kf":true,"S0":
 - ``rle``: consecutive identical frames become one line with ``"n"``, the run length.
   A run never swallows a keyframe: keyframes always start a line with every token.
 
+After the tokens a line carries the frame's measures, where the stream has them:
+``"dB"``, its level (dBFS, whole dB), and ``"hits"``, its percussive hits
+(runtime/silence.py). They are part of the frame as tokens are: delta leaves them out when
+unchanged, and a run is of frames equal in tokens *and* measures, so :func:`expand` gives
+back every frame's own values.
+
 :func:`expand` rebuilds the dense frames from any of them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -25,12 +32,37 @@ class Frame:
     t: float
     S: tuple[int, ...]
     A: tuple[int, ...]
+    level: int | None = None  # dBFS, whole dB (None: not measured, e.g. read from an older file)
+    hits: int | None = None  # percussive hits in the frame
 
     def tokens(self) -> dict[str, int]:
         """Codes by token name, ``{"S0": .., ..., "A3": ..}``: S levels, then A levels."""
         out = {f"S{i}": c for i, c in enumerate(self.S)}
         out.update({f"A{i}": c for i, c in enumerate(self.A)})
         return out
+
+    def measures(self) -> dict[str, int]:
+        """The measures a line carries after the tokens: ``{"dB": .., "hits": ..}`` (those measured)."""
+        return {k: v for k, v in ((LEVEL_KEY, self.level), (HITS_KEY, self.hits)) if v is not None}
+
+    def values(self, measures: bool = True) -> dict[str, int]:
+        """What a dense line says of the frame: the tokens, then (``measures``) the measures."""
+        return {**self.tokens(), **self.measures()} if measures else self.tokens()
+
+
+LEVEL_KEY, HITS_KEY = "dB", "hits"
+MEASURE_KEYS = (LEVEL_KEY, HITS_KEY)
+
+
+LEVEL_MIN_DB = -99  # the level of digital silence and of anything quieter
+
+
+def level_db(power: float) -> int:
+    """A frame's level: ``10 * log10(mean(x^2))`` dBFS rounded half up to a whole dB, at
+    least LEVEL_MIN_DB (a full-scale square wave is 0, a full-scale sine -3)."""
+    if power <= 0.0:
+        return LEVEL_MIN_DB
+    return max(LEVEL_MIN_DB, math.floor(10.0 * math.log10(power) + 0.5))
 
 
 @dataclass(frozen=True)
@@ -40,6 +72,7 @@ class LineOptions:
     keyframe_interval_s: float = 5.0  # <= 0: only the first frame is a keyframe
     delta: bool = False
     rle: bool = False
+    measures: bool = True  # each frame's level (dB) and hits, where measured
 
     @property
     def mode(self) -> str:
@@ -87,7 +120,7 @@ def runs(frames: Iterable[Frame], frame_rate: int, options: LineOptions) -> Iter
                 yield pending
             raise
         keyframe = frame.index == 0 or (every > 0 and frame.index % every == 0)
-        if pending is not None and not keyframe and (frame.S, frame.A) == (pending.frame.S, pending.frame.A):
+        if pending is not None and not keyframe and frame.values(options.measures) == pending.frame.values(options.measures):
             pending = Run(pending.frame, pending.keyframe, pending.n + 1)
             continue
         if pending is not None:
@@ -105,14 +138,14 @@ def frame_lines(frames: Iterable[Frame], frame_rate: int, options: LineOptions) 
     as it is final (with ``rle``: when its run ends)."""
     previous: dict[str, int] | None = None
     for run in runs(frames, frame_rate, options):
-        tokens = run.frame.tokens()
+        tokens = run.frame.values(options.measures)
         line: dict = {"t": run.frame.t}
         if run.keyframe:
             line["kf"] = True
         if run.n > 1:
             line["n"] = run.n
         if options.delta and not run.keyframe and previous is not None:
-            line.update({k: v for k, v in tokens.items() if previous[k] != v})
+            line.update({k: v for k, v in tokens.items() if previous.get(k) != v})
         else:
             line.update(tokens)
         previous = tokens
@@ -120,11 +153,11 @@ def frame_lines(frames: Iterable[Frame], frame_rate: int, options: LineOptions) 
 
 
 def expand(lines: Iterable[dict], frame_rate: int) -> Iterator[dict[str, int | float]]:
-    """Dense frames ``{"t":..,"S0":..,..}`` from frame lines in any encoding (dense/delta/rle)."""
+    """Dense frames ``{"t":..,"S0":..,..,"dB":..}`` from frame lines in any encoding (dense/delta/rle)."""
     state: dict[str, int] = {}
     for line in lines:
         start = round(line["t"] * frame_rate)  # t is k / frame_rate rounded to the ms: exact
-        state.update({k: int(v) for k, v in line.items() if _is_token(k)})
+        state.update({k: int(v) for k, v in line.items() if _is_token(k) or k in MEASURE_KEYS})
         for i in range(int(line.get("n", 1))):
             frame: dict[str, int | float] = {"t": frame_time(start + i, frame_rate)}
             frame.update(state)

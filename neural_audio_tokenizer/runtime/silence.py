@@ -27,6 +27,7 @@ RMS to about -3 dB re unit variance; the floor makes sure nothing below it is am
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ import numpy as np
 from .inputs.audio import from_array
 from ..errors import PackError
 from .features import EncoderRun, FeaturePipeline
+from .records import LEVEL_MIN_DB, level_db
 
 # 20 dB above white noise at -90 dBFS (the loudest "noise of 16-bit audio" the floor must
 # swallow) and below the quietest passages of real recordings (pp strings sit near -60).
@@ -61,22 +63,76 @@ def parse_floor(entry: Any = UNSET) -> float | None:
     return float(value)
 
 
+class HitCounter:
+    """Drum-like hits per frame: 10 ms slices where the energy between HIT_BAND_HZ jumps by
+    HIT_RISE_DB over the quietest of the three slices before it, above HIT_MIN_DB, while that
+    band is noise-like (spectral flatness >= HIT_FLATNESS): snare, hi-hat, cymbal and clap
+    strokes count; a piano or guitar attack, whose high partials are peaks, does not.
+
+    Each slice's spectrum is of the ~23 ms that end with the slice, so a frame's hits are
+    known when its last sample is (no look-ahead)."""
+
+    SLICES = 20  # per frame: 10 ms at 5 frames/s
+    REFRACTORY = 5  # slices after a hit that cannot hold another: one stroke rings for ~50 ms
+    HIT_BAND_HZ = (5000.0, 11000.0)
+    HIT_RISE_DB = 6.0
+    HIT_MIN_DB = -70.0
+    HIT_FLATNESS = 0.2
+
+    def __init__(self, sample_rate: int) -> None:
+        self.window = 1 << max(4, round(math.log2(sample_rate * 0.0232)))  # 1024 at 44.1 kHz
+        freqs = np.fft.rfftfreq(self.window, 1.0 / sample_rate)
+        self.band = (freqs >= self.HIT_BAND_HZ[0]) & (freqs < self.HIT_BAND_HZ[1])
+        self.taper = np.hanning(self.window)
+        self._tail = np.zeros(self.window, dtype=np.float64)  # the samples before this frame
+        self._history = [-math.inf] * 3  # the three slices before this frame, in dB
+        self._since_hit = self.REFRACTORY  # slices since the last hit
+
+    def count(self, x: np.ndarray) -> int:
+        if not len(x):
+            return 0
+        buf = np.concatenate([self._tail, x.astype(np.float64)])
+        self._tail = buf[-self.window :]
+        if self.band.sum() < 2:  # a rate too low to hear the band
+            return 0
+        slices = min(self.SLICES, len(x))
+        ends = [self.window + (i + 1) * len(x) // slices for i in range(slices)]
+        spectra = np.abs(np.fft.rfft(np.stack([buf[e - self.window : e] for e in ends]) * self.taper, axis=1))[:, self.band] ** 2
+        spectra += 1e-20
+        energy = 10.0 * np.log10(spectra.sum(axis=1) / self.window)
+        flatness = np.exp(np.log(spectra).mean(axis=1)) / spectra.mean(axis=1)
+        hits = 0
+        for db, flat in zip(energy.tolist(), flatness.tolist()):
+            hit = db > self.HIT_MIN_DB and db - min(self._history) >= self.HIT_RISE_DB and flat >= self.HIT_FLATNESS and self._since_hit >= self.REFRACTORY
+            hits += hit
+            self._since_hit = 0 if hit else self._since_hit + 1
+            self._history = self._history[1:] + [db]
+        return hits
+
+
 def floor_power(floor_dbfs: float) -> float:
     """Mean square of a signal at ``floor_dbfs``."""
     return 10.0 ** (floor_dbfs / 10.0)
 
 
 class LevelMeter:
-    """Which pack frames of a mono sample stream are below the floor, decided block by block."""
+    """Per pack frame of a mono sample stream: its level, its percussive hits, and whether it
+    is below the floor, decided as each frame's last sample arrives.
 
-    def __init__(self, sample_rate: int, frame_rate: int, floor_dbfs: float) -> None:
+    A frame's figures come from its own samples in one piece (they are held until the frame
+    is whole), so they do not depend on how the samples arrived in blocks: the same samples
+    give the same levels from a file, a pipe or the push API."""
+
+    def __init__(self, sample_rate: int, frame_rate: int, floor_dbfs: float | None) -> None:
         self.sample_rate = sample_rate
         self.frame_rate = frame_rate
-        self.power = floor_power(floor_dbfs)
+        self.power = None if floor_dbfs is None else floor_power(floor_dbfs)
         self.seen = 0  # samples pushed so far
-        self.silent: list[bool] = []  # per decided frame, in order (one bool per 0.2 s: tiny)
-        self._sum = 0.0  # sum of squares of the undecided frame's samples so far
-        self._count = 0
+        self.silent: list[bool] = []  # per decided frame, in order (a few values per 0.2 s: tiny)
+        self.levels: list[int] = []  # dBFS, whole numbers
+        self.hits: list[int] = []
+        self._held: list[np.ndarray] = []  # the undecided frame's samples so far
+        self._hits = HitCounter(sample_rate)
 
     def frame_of(self, sample: int) -> int:
         return sample * self.frame_rate // self.sample_rate
@@ -87,28 +143,30 @@ class LevelMeter:
 
     def push(self, block: np.ndarray) -> None:
         """Meter ``block``; decide every frame it completes."""
-        if not len(block):
-            return
-        first, end = self.seen, self.seen + len(block)
-        frames = range(self.frame_of(first), self.frame_of(end - 1) + 1)
-        cuts = np.array([max(self.start(k), first) - first for k in frames])
-        sums = np.add.reduceat(np.square(block, dtype=np.float64), cuts)
-        counts = np.diff(np.append(cuts, len(block)))
-        self.seen = end
-        for k, total, n in zip(frames, sums.tolist(), counts.tolist()):
-            self._sum += total
-            self._count += n
-            if self.start(k + 1) <= end:  # frame k is complete
+        pos = 0
+        while pos < len(block):
+            need = self.start(len(self.silent) + 1) - self.seen  # samples the undecided frame lacks
+            take = min(need, len(block) - pos)
+            self._held.append(block[pos : pos + take])
+            self.seen += take
+            pos += take
+            if take == need:
                 self._decide()
 
     def finish(self) -> None:
         """The input ended: decide the partial last frame, if any."""
-        if self._count:
+        if self._held:
             self._decide()
 
     def _decide(self) -> None:
-        self.silent.append(self._sum / self._count < self.power)
-        self._sum, self._count = 0.0, 0
+        x = self._held[0] if len(self._held) == 1 else np.concatenate(self._held)
+        self._held = []
+        power = float(np.square(x, dtype=np.float64).mean())
+        silent = self.power is not None and power < self.power
+        hits = self._hits.count(x)  # counted even in silence: the next frame's attacks are measured against it
+        self.silent.append(silent)
+        self.levels.append(LEVEL_MIN_DB if silent else level_db(power))  # below the floor all is silence, as the tokens say
+        self.hits.append(0 if silent else hits)
 
     def gate(self, block: np.ndarray, first: int) -> np.ndarray:
         """``block`` (starting at sample ``first``, all its frames decided) with silent frames zeroed."""
@@ -156,14 +214,20 @@ class PushGate:
 
     def _release(self) -> np.ndarray:
         block = self._pending.popleft()
-        gated = self.meter.gate(block, self._first) if len(block) else block
+        gated = self.meter.gate(block, self._first) if len(block) and self.meter.power is not None else block
         self._first += len(block)
         return gated
 
     def silent(self, first_frame: int, n: int) -> np.ndarray:
         """[n] bool: which of frames ``first_frame ..`` are below the floor (all decided by now)."""
         decided = self.meter.silent[first_frame : first_frame + n]
-        return np.array(decided + [True] * (n - len(decided)), dtype=bool)  # a frame with no samples is silent
+        return np.array(decided + [self.meter.power is not None] * (n - len(decided)), dtype=bool)  # a frame with no samples is silent
+
+    def measured(self, first_frame: int, n: int) -> tuple[list[int], list[int]]:
+        """(levels, hits) of frames ``first_frame ..``: what the frame lines carry."""
+        end = first_frame + n
+        levels, hits = self.meter.levels[first_frame:end], self.meter.hits[first_frame:end]
+        return levels + [LEVEL_MIN_DB] * (n - len(levels)), hits + [0] * (n - len(hits))
 
 
 @dataclass
@@ -219,15 +283,29 @@ class SilenceGate:
     def meter(self, source: Any) -> Any:
         """``source`` (an AudioSource) gated as the engine gates it, for feature collection;
         as is without a floor."""
-        gate = self.push_gate(source.info.sample_rate)
-        return source if gate is None else MeteredSource(source, gate)
+        return source if self.floor_dbfs is None else MeteredSource(source, self.push_gate(source.info.sample_rate))
 
-    def push_gate(self, sample_rate: int, split: bool = False) -> PushGate | None:
-        """A gate for one input's mono samples at ``sample_rate`` (``split``: release a long
-        block's decided frames at once, for pushed audio), or None without a floor."""
-        if self.floor_dbfs is None:
-            return None
+    def push_gate(self, sample_rate: int, split: bool = False) -> PushGate:
+        """The meter and gate for one input's mono samples at ``sample_rate`` (``split``:
+        release a long block's decided frames at once, for pushed audio); without a floor it
+        only meters."""
         return PushGate(LevelMeter(sample_rate, self.frame_rate, self.floor_dbfs), split)
+
+    def keep_apart(self, silent: np.ndarray, codes: dict[str, np.ndarray], s_book: np.ndarray, requantize: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> dict[str, np.ndarray]:
+        """``codes`` of one chunk with no sounding frame on the S0 code of digital silence
+        (a flat chroma, as noise or a dense orchestra gives, would land there): such frames
+        get ``requantize(rows, excluded)``, their S codes with the level-0 codes ``excluded``
+        (the silence code and its copies in ``s_book``, a padded level-0 codebook) left out.
+        So S0 alone tells a pause from sound."""
+        if "S" not in self.codes:
+            return codes
+        quiet = np.flatnonzero((s_book == s_book[int(self.codes["S"][0])]).all(axis=1))
+        clash = ~silent & np.isin(codes["S"][:, 0], quiet)
+        if not clash.any():
+            return codes
+        s = np.array(codes["S"], copy=True)
+        s[clash] = requantize(clash, quiet)
+        return {**codes, "S": s}
 
     def apply(self, silent: np.ndarray, codes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``codes`` of one chunk ([frames, levels] per stream) with the frames ``silent``

@@ -38,15 +38,16 @@ from .stream import TokenStream, counted
 AudioInput = Union[str, os.PathLike, bytes, tuple, AudioSource, PipedSource]
 
 
-def stream_codes(spec: StreamSpec, features: np.ndarray, norms: np.ndarray | None = None) -> np.ndarray:
+def stream_codes(spec: StreamSpec, features: np.ndarray, norms: np.ndarray | None = None, exclude: np.ndarray | None = None) -> np.ndarray:
     """Pooled features [frames, dim] -> codes [frames, levels]: normalize, project, RVQ.
 
     ``spec``: the pack's stream (normalization, projection, codebooks); ``norms``: the
-    codebooks' precomputed code norms (codebooks.code_norms), computed here if None."""
+    codebooks' precomputed code norms (codebooks.code_norms), computed here if None;
+    ``exclude``: level-0 code indices the frames may not take."""
     x = (features - spec.mean) * spec.scale
     if spec.projection is not None:
         x = x @ spec.projection
-    return quantize(x, spec.codebooks, norms)
+    return quantize(x, spec.codebooks, norms, exclude)
 
 
 class Tokenizer:
@@ -180,14 +181,27 @@ class Tokenizer:
 
         return counted(header, frames(), finish)
 
-    def chunk_frames(self, chunk: ChunkFeatures, silent: np.ndarray | None = None) -> list[Frame]:
+    def chunk_frames(self, chunk: ChunkFeatures, silent: np.ndarray | None = None, measured: tuple[list[int], list[int]] | None = None) -> list[Frame]:
         """A chunk's Frames: each stream quantized; the frames ``silent`` marks ([n] bool:
-        below the silence floor) get the pack's silence codes."""
+        below the silence floor) get the pack's silence codes, and ``measured`` gives each
+        frame its level (dBFS) and hits (silence.LevelMeter)."""
         codes = {name: self.quantize(name, feats) for name, feats in chunk.streams.items()}
         if silent is not None:
+            spec = self.pack.streams["S"]
+            codes = self.silence.keep_apart(
+                silent, codes, spec.codebooks[0], lambda rows, excluded: stream_codes(spec, chunk.streams["S"][rows], self._norms["S"], excluded)
+            )
             codes = self.silence.apply(silent, codes)
+        levels, hits = measured if measured is not None else ([None] * chunk.n_frames, [None] * chunk.n_frames)
         return [
-            Frame(index, frame_time(index, self.frame_rate), tuple(int(c) for c in codes["S"][i]), tuple(int(c) for c in codes["A"][i]))
+            Frame(
+                index,
+                frame_time(index, self.frame_rate),
+                tuple(int(c) for c in codes["S"][i]),
+                tuple(int(c) for c in codes["A"][i]),
+                levels[i],
+                hits[i],
+            )
             for i, index in enumerate(range(chunk.first_frame, chunk.first_frame + chunk.n_frames))
         ]
 

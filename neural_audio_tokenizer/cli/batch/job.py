@@ -82,6 +82,7 @@ class Worker:
             and header.pack is not None
             and header.pack.manifest_sha256 == self.tokenizer.pack.manifest_sha256
             and first.get("encoding") == {"mode": s.options.mode, "keyframe_interval_s": s.options.keyframe_interval_s}
+            and ("measures" in first) == s.options.measures
             and (source.decoder != "raw" or source.sample_rate == s.raw_rate)
         )
         if not same or _sha256(job.path) != source.sha256:

@@ -70,6 +70,7 @@ def build_parser() -> command.Parser:
     enc.add_argument("--keyframe-interval", type=float, default=5.0, metavar="S", help="seconds between keyframes (default: 5; 0: first frame only)")
     enc.add_argument("--delta", action="store_true", help="non-keyframe lines carry only changed tokens")
     enc.add_argument("--rle", action="store_true", help="runs of identical frames become one line with n")
+    enc.add_argument("--no-measures", action="store_true", help="leave out each frame's level (dB) and drum hits: tokens only")
     enc.add_argument("--raw-rate", type=int, default=RAW_RATE, metavar="HZ", help=f"sample rate for undecodable input read as raw s16le PCM (default: {RAW_RATE})")
     eng = p.add_argument_group("engine")
     eng.add_argument("--engine", default="local", choices=("local", "ray"), help="local worker processes (default), or Ray Data writing Parquet (pip install 'neural-audio-tokenizer[ray]')")
@@ -88,7 +89,7 @@ def run(argv: list[str]) -> int:
     if args.workers < 1 or args.threads < 0:
         raise NatError("--workers must be >= 1 and --threads >= 0")
     threads = args.threads or max(1, cores() // args.workers)
-    options = LineOptions(args.keyframe_interval, args.delta, args.rle)
+    options = LineOptions(args.keyframe_interval, args.delta, args.rle, measures=not args.no_measures)
     pack = _check_pack(args.pack, args.device)
     root, entries, problems = discover(args.input, args.root, parse_extensions(args.ext), exclude=args.out)
     settings = Settings(pack, root, args.device, threads, options, args.raw_rate)
