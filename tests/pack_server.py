@@ -19,7 +19,8 @@ any header, status line or body a test wants), ``drip`` (the file one byte every
 whose trailer never ends), ``slow-once`` (the first response pauses 1 s halfway).
 Every request is recorded with its headers. The handler also acts as an HTTP proxy: a
 request whose path is an absolute ``http://`` URL is served as that URL's path and recorded
-as proxied, and ``CONNECT host:port`` (to the loopback address only) opens a tunnel.
+as proxied, ``CONNECT host:port`` (to the loopback address only) opens a tunnel, and
+``HEAD`` answers with a GET's headers.
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ class PackServer:
 
             def do_CONNECT(self) -> None:
                 server._tunnel(self)
+
+            def do_HEAD(self) -> None:  # what huggingface_hub asks first
+                server._serve(self, head=True)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -113,13 +117,15 @@ class PackServer:
     def requests_for(self, suffix: str) -> list[Seen]:
         return [s for s in self.seen if s.path.endswith(suffix)]
 
-    def _serve(self, h: BaseHTTPRequestHandler) -> None:
+    def _serve(self, h: BaseHTTPRequestHandler, head: bool = False) -> None:
         path, proxied = h.path, False
         if path.startswith("http://"):
             path, proxied = urllib.parse.urlsplit(path).path, True
         path = path.split("?")[0]
-        self.seen.append(Seen(path, dict(h.headers.items()), proxied))
+        self.seen.append(Seen(path, dict(h.headers.items()), proxied, "HEAD" if head else "GET"))
         kind, target = self.tricks.get(path, ("", ""))
+        if head and not kind.startswith("redirect"):  # a trick plays on the body: HEAD gets the honest headers
+            kind, target = "", ""
         if kind == "redirect-loop":
             return self._redirect(h, path)
         if kind == "redirect":
@@ -178,6 +184,8 @@ class PackServer:
         elif kind == "range-long":
             h.send_header("Content-Length", str(len(body) + (4096 if start else 0)))
         h.end_headers()
+        if head:
+            return
         if kind == "long" or (kind == "range-long" and start):
             body += b"junk" * 1024
         if kind == "short" or (kind == "cut-once" and path not in self.cuts):

@@ -207,6 +207,22 @@ def test_progress_is_reported_to_the_caller_not_drawn_by_the_library(env, server
     assert capsys.readouterr().err == ""  # the bar is the CLI's (cli/packs.py), drawn only on a terminal
 
 
+def test_the_cli_draws_a_bar_per_file_on_a_terminal(env, server, monkeypatch, capsys):
+    pytest.importorskip("tqdm")
+    import io
+
+    from neural_audio_tokenizer.cli import packs as packs_cli
+    from neural_audio_tokenizer.cli.progress import Progress
+
+    terminal = io.StringIO()
+    monkeypatch.setattr(packs_cli.Progress, "for_stderr", lambda quiet: Progress(not quiet, terminal))  # as if stderr were a terminal
+    assert packs_cli.main(["pull", f"hf:{REPO_ID}", "-q"]) == 0 and terminal.getvalue() == ""
+    pullmod.remove("tiny-neural")
+    assert packs_cli.main(["pull", f"hf:{REPO_ID}"]) == 0
+    drawn = terminal.getvalue()
+    assert "mert.onnx:" in drawn and "/190k" in drawn and capsys.readouterr().err == ""  # tqdm redraws at most every 0.1 s
+
+
 def test_https_verifies_the_certificate(env, published, tmp_path, monkeypatch):
     """A self-signed certificate is refused unless trusted (SSL_CERT_FILE), as for any https pull."""
     import shutil

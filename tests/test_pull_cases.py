@@ -421,3 +421,31 @@ def test_the_builtin_pack_publishes_a_pull_line_that_works(env, tmp_path, capsys
     code, out, err = cli(capsys, "pull", str(done.archive), *args[1:])
     assert code == 0, err
     assert installed(tmp_path) == ["builtin-copy"]
+
+
+def test_pack_writer_installs_through_the_same_path_and_puts_the_old_pack_back(tmp_path, monkeypatch):
+    import shutil
+
+    from neural_audio_tokenizer.export import pack_writer
+
+    assert pack_writer.replace_folder is installmod.replace_folder and pack_writer.staging is installmod.staging
+    out = shutil.copytree(TINY, tmp_path / "out")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    manifest = json.loads((TINY / "manifest.json").read_text())
+    manifest["description"] = "a newer build"
+    real = os.replace
+
+    def full(src, dst):
+        if Path(dst) == out and ".tmp-" in str(src):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(OSError, match="No space left"):
+        with pack_writer.staging(out) as tmp:
+            for p in TINY.iterdir():
+                if p.name != "manifest.json":
+                    shutil.copyfile(p, tmp / p.name)
+            pack_writer.install(tmp, manifest, out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging or set-aside folder left

@@ -201,7 +201,8 @@ class DownloadBar:
     """One tqdm bar per file while it downloads; nothing without a terminal or tqdm."""
 
     def __init__(self, quiet: bool) -> None:
-        self.tqdm = Progress.for_stderr(quiet).tqdm
+        progress = Progress.for_stderr(quiet)
+        self.tqdm, self.stream = progress.tqdm, progress.stream
         self.bar, self.what = None, None
 
     def __call__(self, what: str, got: int, total: int | None) -> None:
@@ -209,7 +210,7 @@ class DownloadBar:
             return
         if what != self.what:
             self.close()
-            self.bar = self.tqdm(total=total, initial=got, desc=what[-30:], unit="B", unit_scale=True, leave=False, file=sys.stderr, dynamic_ncols=True)
+            self.bar = self.tqdm(total=total, initial=got, desc=what[-30:], unit="B", unit_scale=True, leave=False, file=self.stream, dynamic_ncols=True)
             self.what = what
         else:
             self.bar.update(got - self.bar.n)
