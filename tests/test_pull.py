@@ -4,6 +4,7 @@ offline mode, origins, and a pulled pack tokenizing exactly like the folder it c
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import DATA, REPO, run_nat
@@ -161,6 +162,16 @@ def test_hf_token_goes_to_the_hub_only(env, server, tmp_path, monkeypatch):
     assert server.requests_for("manifest.json")[0].headers["Authorization"] == "Bearer hf_secret"
     assert server.requests_for("/resolve/main/mert.onnx")[0].headers["Authorization"] == "Bearer hf_secret"
     assert "Authorization" not in server.requests_for("/cdn/mert.onnx")[0].headers
+
+
+def test_the_token_hf_auth_login_stored_is_used(env, server, tmp_path):
+    """huggingface_hub's get_token: without HF_TOKEN, the token a login stored."""
+    from huggingface_hub import constants
+
+    Path(constants.HF_TOKEN_PATH).parent.mkdir(parents=True, exist_ok=True)
+    Path(constants.HF_TOKEN_PATH).write_text("hf_stored\n")
+    pullmod.pull(f"hf:{REPO_ID}")
+    assert server.requests_for("manifest.json")[0].headers["Authorization"] == "Bearer hf_stored"
 
 
 def test_revision_and_missing_repo(env, server, tmp_path):

@@ -105,8 +105,9 @@ def pull(
 
 
 def _labelled(exc: PackError, source: str) -> PullError:
+    """One printable line starting ``pull SOURCE:``, whatever a server or archive put in the text."""
     text = str(exc)
-    return PullError(text if text.startswith("pull ") else f"pull {source}: {text}")
+    return PullError(printable(text if text.startswith("pull ") else f"pull {source}: {text}", 2000))
 
 
 def _pull(source: Source, pin: str | None, name: str | None, root: Path, progress: Progress | None, limits: Limits, deadline: Deadline, hub) -> Result:

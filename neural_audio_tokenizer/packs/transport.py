@@ -153,12 +153,12 @@ class Http:
         host, port = parsed.hostname or "", parsed.port
         timeout = max(0.1, min(TIMEOUT_S, self.deadline.left()))
         if parsed.scheme == "https":
-            conn: http.client.HTTPConnection = http.client.HTTPSConnection(host, port, timeout=timeout, context=ssl.create_default_context())
             proxy = _https_proxy(host)
-            if proxy is not None:
-                proxy_host, proxy_port, proxy_headers = proxy
-                conn = http.client.HTTPSConnection(proxy_host, proxy_port, timeout=timeout, context=ssl.create_default_context())
-                conn.set_tunnel(host, port or 443, headers=proxy_headers)
+            if proxy is None:
+                conn: http.client.HTTPConnection = http.client.HTTPSConnection(host, port, timeout=timeout, context=ssl.create_default_context())
+            else:  # TLS to the server through the proxy's tunnel: the proxy sees host and port only
+                conn = http.client.HTTPSConnection(proxy[0], proxy[1], timeout=timeout, context=ssl.create_default_context())
+                conn.set_tunnel(host, port or 443, headers=proxy[2])
         else:
             conn = http.client.HTTPConnection(host, port, timeout=timeout)  # loopback only (check_url): no proxy
         target = urllib.parse.urlunsplit(("", "", parsed.path or "/", parsed.query, ""))
