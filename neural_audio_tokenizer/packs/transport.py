@@ -95,13 +95,14 @@ class _Watchdog:
 class Response:
     """An open response: status, headers (lower-case names) and the body to read."""
 
-    def __init__(self, url: str, raw: http.client.HTTPResponse, conn: http.client.HTTPConnection, watchdog: _Watchdog) -> None:
-        self.url, self.raw, self.conn, self.watchdog = url, raw, conn, watchdog
+    def __init__(self, raw: http.client.HTTPResponse, conn: http.client.HTTPConnection, watchdog: _Watchdog) -> None:
+        self.raw, self.conn, self.watchdog = raw, conn, watchdog
         self.status = raw.status
         self.headers = {k.lower(): v for k, v in raw.getheaders()}
 
     def close(self) -> None:
         self.watchdog.__exit__()
+        self.raw.close()  # the connection hands its socket to a response that closes the connection
         self.conn.close()
 
     def __enter__(self) -> Response:
@@ -175,7 +176,7 @@ class Http:
             self.deadline.check(what)
             reason = getattr(exc, "reason", None) or exc
             raise PullError(f"cannot reach {host}: {printable(' '.join(str(reason).split()) or type(exc).__name__)}") from None
-        return Response(short(urllib.parse.urlunsplit(parsed)), raw, conn, watchdog)
+        return Response(raw, conn, watchdog)
 
     def fetch_small(self, url: str, limit: int, what: str) -> tuple[bytes, dict[str, str]]:
         """A small file (the manifest) whole, into memory, refusing more than ``limit`` bytes."""
