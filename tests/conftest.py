@@ -146,7 +146,7 @@ def run_nat(*args: str, input: bytes | None = None, env=None, check: bool = Fals
 
 
 def as_streamed(lines: list[dict]) -> list[dict]:
-    """A WAV's NDJSON objects as a pipe gives them (runtime/piped.py): the header's bytes,
+    """A WAV's NDJSON objects as a pipe gives them (runtime/inputs/piped.py): the header's bytes,
     sha256 and duration_s null and decoder ``stream``, the stats line's ``source`` holding
     the size and hash (docs/ndjson.md, "Live and piped input"). Other lines unchanged."""
     out, identity = [], None

@@ -13,15 +13,23 @@ half), ``no-length`` (no Content-Length, close-delimited), ``endless`` (no Conte
 zeros until the client hangs up), ``huge-length`` (declares 10^12 bytes), ``redirect-loop``,
 ``redirect`` (to ``target``), ``ignore-range`` (always 200 whole), ``long`` (the file,
 then junk past the Content-Length it declares), ``range-long`` (a 206 whose body runs past
-the Content-Range it declares). Every request is recorded
-with its headers. The handler also acts as an HTTP proxy: a request whose path is an
-absolute ``http://`` URL is served as that URL's path and recorded as proxied.
+the Content-Range it declares), ``raw`` (``target`` is the whole response, sent as it is:
+any header, status line or body a test wants), ``drip`` (the file one byte every 0.2 s),
+``endless-continue`` (``100 Continue`` lines forever), ``endless-trailers`` (a chunked body
+whose trailer never ends), ``slow-once`` (the first response pauses 1 s halfway).
+Every request is recorded with its headers. The handler also acts as an HTTP proxy: a
+request whose path is an absolute ``http://`` URL is served as that URL's path and recorded
+as proxied, ``CONNECT host:port`` (to the loopback address only) opens a tunnel, and
+``HEAD`` answers with a GET's headers.
 """
 
 from __future__ import annotations
 
 import hashlib
+import select
+import socket
 import threading
+import time
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +42,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     proxied: bool = False
+    method: str = "GET"
 
 
 @dataclass
@@ -54,6 +63,12 @@ class PackServer:
 
             def do_GET(self) -> None:
                 server._serve(self)
+
+            def do_CONNECT(self) -> None:
+                server._tunnel(self)
+
+            def do_HEAD(self) -> None:  # what huggingface_hub asks first
+                server._serve(self, head=True)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -102,13 +117,15 @@ class PackServer:
     def requests_for(self, suffix: str) -> list[Seen]:
         return [s for s in self.seen if s.path.endswith(suffix)]
 
-    def _serve(self, h: BaseHTTPRequestHandler) -> None:
+    def _serve(self, h: BaseHTTPRequestHandler, head: bool = False) -> None:
         path, proxied = h.path, False
         if path.startswith("http://"):
             path, proxied = urllib.parse.urlsplit(path).path, True
         path = path.split("?")[0]
-        self.seen.append(Seen(path, dict(h.headers.items()), proxied))
+        self.seen.append(Seen(path, dict(h.headers.items()), proxied, "HEAD" if head else "GET"))
         kind, target = self.tricks.get(path, ("", ""))
+        if head and not kind.startswith("redirect"):  # a trick plays on the body: HEAD gets the honest headers
+            kind, target = "", ""
         if kind == "redirect-loop":
             return self._redirect(h, path)
         if kind == "redirect":
@@ -116,6 +133,8 @@ class PackServer:
         if kind == "redirect-chain":  # /x -> /x/1 -> /x/1/1 -> ... forever, never repeating
             self.tricks[path + "/1"] = ("redirect-chain", "")
             return self._redirect(h, path + "/1")
+        if kind in ("raw", "endless-continue", "endless-trailers"):
+            return self._raw(h, kind, target)
         if path not in self.files:
             h.send_response(404)
             h.send_header("Content-Length", "0")
@@ -165,16 +184,73 @@ class PackServer:
         elif kind == "range-long":
             h.send_header("Content-Length", str(len(body) + (4096 if start else 0)))
         h.end_headers()
+        if head:
+            return
         if kind == "long" or (kind == "range-long" and start):
             body += b"junk" * 1024
         if kind == "short" or (kind == "cut-once" and path not in self.cuts):
             self.cuts[path] = len(body) // 2
             body = body[: len(body) // 2]
         try:
-            h.wfile.write(body)
+            if kind == "drip":
+                for i in range(len(body)):
+                    h.wfile.write(body[i : i + 1])
+                    time.sleep(0.2)
+            elif kind == "slow-once" and path not in self.cuts:
+                self.cuts[path] = len(body) // 2
+                h.wfile.write(body[: len(body) // 2])
+                time.sleep(1.0)
+                h.wfile.write(body[len(body) // 2 :])
+            else:
+                h.wfile.write(body)
         except OSError:
             pass
         h.close_connection = True
+
+    @staticmethod
+    def _raw(h: BaseHTTPRequestHandler, kind: str, target: str) -> None:
+        h.close_connection = True
+        try:
+            if kind == "raw":
+                h.wfile.write(target.encode("latin-1"))
+            elif kind == "endless-continue":
+                for _ in range(100_000):  # about 30 s of them at most
+                    h.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    time.sleep(0.0003)
+            else:
+                h.wfile.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n")
+                for _ in range(100_000):
+                    h.wfile.write(b"X-Trailer: more\r\n")
+                    time.sleep(0.0003)
+        except OSError:
+            pass
+
+    def _tunnel(self, h: BaseHTTPRequestHandler) -> None:
+        """CONNECT: bytes both ways between the client and a loopback port, unread."""
+        self.seen.append(Seen(h.path, dict(h.headers.items()), True, "CONNECT"))
+        host, _, port = h.path.rpartition(":")
+        if host not in ("127.0.0.1", "localhost"):
+            h.send_error(403)
+            return
+        upstream = socket.create_connection((host, int(port)), timeout=10)
+        h.send_response(200, "Connection established")
+        h.end_headers()
+        ends = [h.connection, upstream]
+        try:
+            while True:
+                ready, _, _ = select.select(ends, [], [], 10)
+                if not ready:
+                    return
+                for end in ready:
+                    data = end.recv(65536)
+                    if not data:
+                        return
+                    (upstream if end is h.connection else h.connection).sendall(data)
+        except OSError:
+            pass
+        finally:
+            upstream.close()
+            h.close_connection = True
 
     @staticmethod
     def _redirect(h: BaseHTTPRequestHandler, location: str) -> None:

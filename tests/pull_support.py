@@ -67,9 +67,16 @@ def server(published):
 @pytest.fixture()
 def env(tmp_path, monkeypatch, server) -> dict:
     """An environment whose user pack folder is under tmp_path and whose hub is the server."""
-    for var in (*PROXY_VARS, "HF_TOKEN", "NAT_OFFLINE", "HF_HUB_OFFLINE", "NAT_PACK_PATH"):
+    for var in (*PROXY_VARS, "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "NAT_OFFLINE", "HF_HUB_OFFLINE", "NAT_PACK_PATH"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # no token stored on this machine is sent
+    try:
+        from huggingface_hub import constants
+
+        monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf" / "token"))  # read when huggingface_hub was imported
+    except ImportError:
+        pass
     monkeypatch.setenv("HF_ENDPOINT", server.base)
     import os
 

@@ -4,6 +4,7 @@ offline mode, origins, and a pulled pack tokenizing exactly like the folder it c
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import DATA, REPO, run_nat
@@ -51,7 +52,7 @@ def test_pull_by_url(env, server, tmp_path, kind):
     result = pullmod.pull(url, sha256=MANIFEST_SHA.upper())
     assert result.action == "installed" and result.origin["source"] == url and result.origin["pinned"] is True
     assert same_files(TINY, result.path) and load_pack(result.path).manifest_sha256 == MANIFEST_SHA
-    assert not [p for p in user_packs(tmp_path).iterdir() if p.name.startswith(".") and p.name != ".partial"]
+    assert not [p for p in user_packs(tmp_path).iterdir() if p.name.startswith(".") and p.name not in (".partial", ".lock")]
     assert not list((user_packs(tmp_path) / ".partial").iterdir())
 
 
@@ -163,6 +164,16 @@ def test_hf_token_goes_to_the_hub_only(env, server, tmp_path, monkeypatch):
     assert "Authorization" not in server.requests_for("/cdn/mert.onnx")[0].headers
 
 
+def test_the_token_hf_auth_login_stored_is_used(env, server, tmp_path):
+    """huggingface_hub's get_token: without HF_TOKEN, the token a login stored."""
+    from huggingface_hub import constants
+
+    Path(constants.HF_TOKEN_PATH).parent.mkdir(parents=True, exist_ok=True)
+    Path(constants.HF_TOKEN_PATH).write_text("hf_stored\n")
+    pullmod.pull(f"hf:{REPO_ID}")
+    assert server.requests_for("manifest.json")[0].headers["Authorization"] == "Bearer hf_stored"
+
+
 def test_revision_and_missing_repo(env, server, tmp_path):
     server.add_hub(REPO_ID, "refs/pr/1", TINY, commit="1" * 40)
     result = pullmod.pull(f"hf:{REPO_ID}@refs/pr/1", name="pr1")
@@ -172,18 +183,11 @@ def test_revision_and_missing_repo(env, server, tmp_path):
         pullmod.pull("hf:nat-test/none")
 
 
-def test_proxy_from_the_environment_is_used(env, server, tmp_path, monkeypatch):
-    """urllib honours http_proxy (HTTPS_PROXY likewise for https): the request arrives as a proxy request."""
-    monkeypatch.setenv("http_proxy", server.base)
-    pullmod.pull(server.url("/archives/tiny-neural.tar.gz"))
-    assert server.seen and all(s.proxied for s in server.seen)
-
-
 def test_remove(env, server, tmp_path):
     pullmod.pull(f"hf:{REPO_ID}")
     proc = run_nat("packs", "remove", "tiny-neural", env=env)
     assert proc.returncode == 0 and proc.stdout.startswith(b"removed tiny-neural")
-    assert installed(tmp_path) == [] and [p.name for p in user_packs(tmp_path).iterdir()] == [".partial"]
+    assert installed(tmp_path) == [] and sorted(p.name for p in user_packs(tmp_path).iterdir()) == [".lock", ".partial"]
     for name, why in (("tiny-neural", "no pack of that name in the user pack folder"), ("builtin", "the pack inside NAT cannot be removed"), ("../x", "not a pack name")):
         proc = run_nat("packs", "remove", name, env=env)
         assert proc.returncode == 2 and why in proc.stderr.decode() and proc.stderr.count(b"\n") == 1, proc.stderr
@@ -205,13 +209,29 @@ def test_cli_errors_are_one_line(env, server, tmp_path):
     assert installed(tmp_path) == []
 
 
-def test_progress_line_only_when_asked(env, server, tmp_path, capsys):
-    pullmod.pull(f"hf:{REPO_ID}", progress=True)
-    err = capsys.readouterr().err
-    assert "\rnat: packs: pull: mert.onnx 0.0 / 0.2 MB" in err and err.endswith("\r\x1b[K")
+def test_progress_is_reported_to_the_caller_not_drawn_by_the_library(env, server, tmp_path, capsys):
+    calls = []
+    pullmod.pull(f"hf:{REPO_ID}", progress=lambda *args: calls.append(args))
+    size = (TINY / "mert.onnx").stat().st_size
+    assert ("mert.onnx", 0, size) in calls and ("mert.onnx", size, size) in calls
+    assert {c[0] for c in calls} == {p.name for p in TINY.iterdir() if p.name != "manifest.json"}
+    assert capsys.readouterr().err == ""  # the bar is the CLI's (cli/packs.py), drawn only on a terminal
+
+
+def test_the_cli_draws_a_bar_per_file_on_a_terminal(env, server, monkeypatch, capsys):
+    pytest.importorskip("tqdm")
+    import io
+
+    from neural_audio_tokenizer.cli import packs as packs_cli
+    from neural_audio_tokenizer.cli.progress import Progress
+
+    terminal = io.StringIO()
+    monkeypatch.setattr(packs_cli.Progress, "for_stderr", lambda quiet: Progress(not quiet, terminal))  # as if stderr were a terminal
+    assert packs_cli.main(["pull", f"hf:{REPO_ID}", "-q"]) == 0 and terminal.getvalue() == ""
     pullmod.remove("tiny-neural")
-    pullmod.pull(f"hf:{REPO_ID}")
-    assert capsys.readouterr().err == ""
+    assert packs_cli.main(["pull", f"hf:{REPO_ID}"]) == 0
+    drawn = terminal.getvalue()
+    assert "mert.onnx:" in drawn and "/190k" in drawn and capsys.readouterr().err == ""  # tqdm redraws at most every 0.1 s
 
 
 def test_https_verifies_the_certificate(env, published, tmp_path, monkeypatch):

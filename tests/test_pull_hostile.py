@@ -30,7 +30,7 @@ HF = f"hf:{REPO_ID}"
 def leftovers(tmp_path: Path) -> list[str]:
     """Hidden work folders (.pull-*, .old-*) left in the user pack folder."""
     root = user_packs(tmp_path)
-    return sorted(p.name for p in root.iterdir() if p.name.startswith(".") and p.name != ".partial") if root.is_dir() else []
+    return sorted(p.name for p in root.iterdir() if p.name.startswith(".") and p.name not in (".partial", ".lock")) if root.is_dir() else []
 
 
 def kept_parts(tmp_path: Path) -> set[str]:

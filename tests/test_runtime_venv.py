@@ -89,7 +89,10 @@ def test_runtime_only_venv_pulls_and_tokenizes(tmp_path):
         archive = server.add("/tiny-neural.tar.gz", (published / "tiny-neural.tar.gz").read_bytes())
         env["HF_ENDPOINT"] = server.base
         sha = load_pack(TINY).manifest_sha256
-        pulled = run("-m", "neural_audio_tokenizer", "packs", "pull", "hf:nat-test/tiny-neural", "--sha256", sha)
+        hub = run("-m", "neural_audio_tokenizer", "packs", "pull", "hf:nat-test/tiny-neural", "--sha256", sha)
+        assert hub.returncode == 2 and b"[hub]" in hub.stderr and len(hub.stderr.splitlines()) == 1  # hf: needs the extra
+        folder = f"{server.base}/nat-test/tiny-neural/resolve/main/manifest.json"  # the same tree as plain files
+        pulled = run("-m", "neural_audio_tokenizer", "packs", "pull", folder, "--name", "tiny-neural", "--sha256", sha)
         assert pulled.returncode == 0, pulled.stderr
         by_url = run("-m", "neural_audio_tokenizer", "packs", "pull", archive, "--name", "by-url", "--sha256", sha)
         assert by_url.returncode == 0, by_url.stderr

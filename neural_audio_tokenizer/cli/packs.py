@@ -1,6 +1,7 @@
 """``nat packs [--verify] [--json]``: which packs NAT can find, and whether they are intact.
 ``nat packs pull SOURCE`` and ``nat packs remove NAME`` install and delete packs in the user
-pack folder (packs/pull.py); a pulled pack's listing says where it came from.
+pack folder (packs/pull.py, packs/install.py); a pulled pack's listing says where it came
+from. The download bar (tqdm, the ``[progress]`` extra, on a terminal only) is drawn here.
 
 Listing reads each ``manifest.json`` only (fast, no hashing), in lookup order: the packs
 inside NAT, each folder of ``NAT_PACK_PATH``, then the user's pack folder. A name found
@@ -12,6 +13,7 @@ installer can check a pack folder before use.
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import sys
@@ -20,7 +22,9 @@ from pathlib import Path
 from ..errors import EXIT_INPUT_FAILED, EXIT_OK, NatError
 from ..packs import BUILTIN_DIR, search_dirs
 from ..packs.origin import read_origin
+from ..packs.sources import printable
 from . import command
+from .progress import Progress
 
 EPILOG = """\
 pack folders, in lookup order: the packs inside NAT, each folder in NAT_PACK_PATH
@@ -34,11 +38,13 @@ exit codes: 0 listed (and, with --verify, all intact), 1 some pack failed --veri
 
 PULL_EPILOG = """\
 sources: hf:OWNER/REPO[@REVISION] (a Hugging Face hub repository holding a pack folder;
-HF_ENDPOINT and HF_TOKEN are honoured), https://.../manifest.json (a pack folder on a web
-server), https://.../NAME.tar.gz (a pack archive), or a local archive or folder.
+needs the [hub] extra: pip install 'neural-audio-tokenizer[hub]'; HF_ENDPOINT and HF_TOKEN
+are honoured), https://.../manifest.json (a pack folder on any web server),
+https://.../NAME.tar.gz (a pack archive), or a local archive or folder.
 The pack is verified (pinned manifest hash, every file's sha256, the loader's checks) in a
 temporary folder and only then renamed into the user pack folder; an interrupted download
-resumes when the same command is run again. NAT_OFFLINE=1 or HF_HUB_OFFLINE=1: no network;
+resumes when the same command is run again. One pull at a time per user pack folder (a
+second one waits). NAT_OFFLINE=1 or HF_HUB_OFFLINE=1: no network;
 succeeds only if a pack from SOURCE is already installed.
 exit codes: 0 installed (or already installed), 2 refused or failed (nothing changed),
             3 the user pack folder cannot be written
@@ -83,8 +89,8 @@ def source_text(entry: dict) -> str:
     if not origin:
         return ""
     commit = origin.get("commit")
-    text = str(origin.get("source", "?")) + (f" ({str(commit)[:12]})" if commit else "")
-    return text + (f" pinned {str(origin.get('manifest_sha256'))[:12]}" if origin.get("pinned") else "")
+    text = printable(origin.get("source", "?")) + (f" ({printable(commit)[:12]})" if commit else "")
+    return text + (f" pinned {printable(origin.get('manifest_sha256'))[:12]}" if origin.get("pinned") else "")
 
 
 def _shape(folder: Path, spec: dict) -> dict:
@@ -170,19 +176,60 @@ def build_parser() -> command.Parser:
 
 
 def pull_parser() -> command.Parser:
+    from ..packs.transport import DEADLINE_S
+
     p = command.parser("nat packs pull", "Install a published pack into the user pack folder, verified byte for byte.", PULL_EPILOG, label="packs: ")
     p.add_argument("source", metavar="SOURCE", help="hf:OWNER/REPO[@REVISION], an https:// URL, or a local pack archive or folder")
     p.add_argument("--sha256", metavar="HASH", help="the manifest's sha256: refuse any other pack")
     p.add_argument("--name", metavar="NAME", help="install under this name (default: the manifest's name)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    p.add_argument("--timeout", metavar="SECONDS", type=_seconds, default=DEADLINE_S, help=f"give up when the whole pull takes longer (default {DEADLINE_S:g}); run it again to resume")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1e7:
+        raise argparse.ArgumentTypeError(f"--timeout {text!r}: expected a number of seconds above 0")
+    return value
+
+
+class DownloadBar:
+    """One tqdm bar per file while it downloads; nothing without a terminal or tqdm."""
+
+    def __init__(self, quiet: bool) -> None:
+        progress = Progress.for_stderr(quiet)
+        self.tqdm, self.stream = progress.tqdm, progress.stream
+        self.bar, self.what = None, None
+
+    def __call__(self, what: str, got: int, total: int | None) -> None:
+        if self.tqdm is None:
+            return
+        if what != self.what:
+            self.close()
+            self.bar = self.tqdm(total=total, initial=got, desc=what[-30:], unit="B", unit_scale=True, leave=False, file=self.stream, dynamic_ncols=True)
+            self.what = what
+        else:
+            self.bar.update(got - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.bar, self.what = None, None
 
 
 def run_pull(argv: list[str]) -> int:
     from ..packs.pull import pull
 
     args = pull_parser().parse_args(argv)
-    result = pull(args.source, sha256=args.sha256, name=args.name, progress=sys.stderr.isatty() and not args.quiet)
+    bar = DownloadBar(args.quiet)
+    try:
+        result = pull(args.source, sha256=args.sha256, name=args.name, progress=bar, timeout_s=args.timeout)
+    finally:
+        bar.close()
     said = {
         "installed": f"installed {result.name}",
         "replaced": f"replaced {result.name} (the pack installed under that name before)",
@@ -196,7 +243,7 @@ def run_pull(argv: list[str]) -> int:
 
 
 def run_remove(argv: list[str]) -> int:
-    from ..packs.pull import remove
+    from ..packs.install import remove
 
     p = command.parser("nat packs remove", "Delete a pack from the user pack folder (never the built-in pack or a NAT_PACK_PATH folder).", label="packs: ")
     p.add_argument("name", metavar="NAME")

@@ -3,26 +3,25 @@
 Deterministic: the manifest is JSON with a fixed key order, ``indent=2`` and a trailing
 newline, with no timestamps or absolute paths, and arrays are little-endian float32 ``.npy``,
 so the same inputs give the same bytes (and the same ``manifest_sha256`` in every token
-header). The folder is assembled in a temporary sibling and renamed into place, so a crash
-never leaves a half-written pack where the runtime would find it; an existing ``out_dir`` is
-replaced as a whole. The last step loads the result with ``load_pack``: a pack this writes
+header). The folder is assembled in a temporary sibling and renamed into place by the same
+code ``nat packs pull`` installs with (packs/install.py), so a crash never leaves a
+half-written pack where the runtime would find it; an existing ``out_dir`` is replaced as a
+whole, and comes back if the rename fails. The last step loads the result with ``load_pack``: a pack this writes
 and the runtime refuses is a bug found here, not by a user.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
+from ..packs.install import replace_folder, staging
 from ..runtime.pack import FORMAT, INPUT_NORMALIZATIONS, POOLINGS, STREAM_NAMES, load_pack
 from ..runtime.silence import DEFAULT_FLOOR_DBFS
 
@@ -49,32 +48,13 @@ def _array_entry(folder: Path, file: str, array: np.ndarray, ndim: int, where: s
     return {"file": file, "sha256": _sha256(data), "shape": list(arr.shape)}
 
 
-@contextlib.contextmanager
-def staging(out: Path) -> Iterator[Path]:
-    """A fresh sibling folder of ``out`` to assemble a pack in; removed if anything fails."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a pack is meant to be read by others
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def install(tmp: Path, manifest: dict, out: Path) -> Path:
     """Write ``manifest`` into the staging folder ``tmp``, check the runtime loads the pack,
     and rename it to ``out``, replacing an existing pack whole; returns ``out``, loaded again."""
     text = json.dumps(manifest, indent=2, sort_keys=False, ensure_ascii=False, allow_nan=False) + "\n"
     (tmp / "manifest.json").write_text(text, encoding="utf-8")
     load_pack(tmp)  # refuse to install a pack the runtime would refuse
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / out.name)
-        os.replace(tmp, out)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, out)
+    replace_folder(tmp, out)
     load_pack(out)
     return out
 

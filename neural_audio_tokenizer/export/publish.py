@@ -7,8 +7,9 @@ Writes, for a verified pack named NAME:
   ``nat packs pull ... --sha256 ...`` line). Upload this folder as a Hugging Face model
   repository (the hub shows README.md as the card).
 - ``DIR/NAME.tar.gz``: the same folder as one archive for a plain web server, byte-identical
-  for the same pack (packs/archive.py ``write_archive``: sorted entries, fixed times, owners
-  and modes, no gzip timestamp).
+  for the same pack published with the same ``--repo`` and ``--url`` (the card inside holds
+  the pull lines; packs/archive.py ``write_archive``: sorted entries, fixed times, owners and
+  modes, no gzip timestamp).
 
 Both are written under temporary names and renamed into place. Needs no torch: publishing
 works on any machine that has the pack.
@@ -25,7 +26,8 @@ from typing import Any
 
 from ..errors import NatError, OutputError
 from ..packs.archive import write_archive
-from ..packs.pull import NAME, REPO, manifest_files
+from ..packs import BUILTIN
+from ..packs.sources import NAME, REPO, manifest_files
 from ..runtime.inputs.audio import sha256_file
 from ..runtime.pack import Pack, load_pack
 
@@ -60,7 +62,7 @@ def publish(pack_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
         raise NatError(f"--repo {repo!r}: expected OWNER/NAME")
     if url is not None and not url.startswith("https://"):
         raise NatError(f"--url {url!r}: packs are pulled over https://")
-    name = pack.name  # what `nat packs pull` installs it as
+    name = pack.name  # the uploaded folder and the archive are named after it
     if not NAME.match(name):
         raise NatError(f"pack name {name!r} (manifest.json) is not a plain folder name; rebuild it with another --name")
     raw = (pack.path / "manifest.json").read_bytes()
@@ -102,12 +104,19 @@ def publish(pack_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], 
     return Published(folder, archive, sha256_file(archive)[1], pack.manifest_sha256, lines)
 
 
+def install_name(pack: Pack) -> str:
+    """The name a pull installs the pack under: its own, unless a pulled pack may not take it."""
+    return f"{pack.name}-copy" if pack.name == BUILTIN else pack.name
+
+
 def pull_lines(pack: Pack, repo: str | None, url: str | None) -> tuple[str, ...]:
     """The exact commands that install this pack, pinned to its manifest."""
     sources = [f"hf:{repo or 'OWNER/' + pack.name}"]
     if url:
         sources.append(url)
-    return tuple(f"nat packs pull {source} --sha256 {pack.manifest_sha256}" for source in sources)
+    name = install_name(pack)
+    extra = f" --name {name}" if name != pack.name else ""  # 'builtin' is the pack inside NAT
+    return tuple(f"nat packs pull {source} --sha256 {pack.manifest_sha256}{extra}" for source in sources)
 
 
 def licenses(pack: Pack) -> list[tuple[str, str, str]]:
@@ -152,7 +161,7 @@ def model_card(pack: Pack, files: dict[str, Path], lines: tuple[str, ...]) -> st
         "```bash",
         "pip install neural-audio-tokenizer",
         *lines,
-        f"nat --pack {pack.name} song.flac",
+        f"nat --pack {install_name(pack)} song.flac",
         "```",
         "",
         "`--sha256` pins the manifest, which pins every file by its hash: anything else is refused.",
