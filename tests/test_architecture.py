@@ -74,38 +74,19 @@ def test_the_library_imports_no_tool_no_export_and_no_torch(path):
     assert not bad, f"{module_name(path)} imports {sorted(bad)}: the library must stand without the tools and torch"
 
 
-def module_level_imports(path: Path) -> set[str]:
-    """Top-level packages imported by statements that run when ``path`` is imported (outside any function)."""
-    found: set[str] = set()
-
-    def visit(node: ast.AST) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-                continue
-            if isinstance(child, ast.Import):
-                found.update(alias.name.split(".")[0] for alias in child.names)
-            elif isinstance(child, ast.ImportFrom) and not child.level:
-                found.add((child.module or "").split(".")[0])
-            visit(child)
-
-    visit(ast.parse(path.read_text(), str(path)))
-    return found
-
-
 @pytest.mark.parametrize("path", modules(*LIBRARY), ids=lambda p: module_name(p))
 def test_the_library_needs_only_the_runtime_dependencies(path):
     third_party = {n.split(".")[0] for n in imports(path)} - set(sys.stdlib_module_names) - {"neural_audio_tokenizer", "__future__", ""}
     optional = OPTIONAL_EXTRAS.get(module_name(path), set())
     assert third_party <= ALLOWED_THIRD_PARTY | optional, f"{module_name(path)} imports {sorted(third_party - ALLOWED_THIRD_PARTY - optional)}"
-    at_import = optional & module_level_imports(path)
+    at_import = optional & {n.split(".")[0] for n in module_level_imports(path)}
     assert not at_import, f"{module_name(path)} imports the optional {sorted(at_import)} at module level: importing it must work without the extra"
 
 
 def test_the_module_level_scan_tells_function_imports_apart(tmp_path):
     """The check above is only as good as this reader: a module-level import is seen, one inside a function is not."""
-    probe = tmp_path / "probe.py"
-    probe.write_text("import json\ntry:\n    import yaml\nexcept ImportError:\n    pass\ndef f():\n    import huggingface_hub\n")
-    assert module_level_imports(probe) == {"json", "yaml"}
+    source = "import json\ntry:\n    import yaml\nexcept ImportError:\n    pass\ndef f():\n    import huggingface_hub\n"
+    assert module_level_imports(PACKAGE / "packs" / "probe.py", source) == {"json", "yaml"}
 
 
 def test_the_hub_extra_is_declared():

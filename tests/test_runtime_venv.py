@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import venv
-from importlib import metadata
-from pathlib import Path
 
-import pytest
 from conftest import DATA, REPO
 from pack_server import PackServer
+from venv_support import make_venv
 
 from neural_audio_tokenizer.runtime.pack import load_pack
 
@@ -25,50 +22,8 @@ TINY = DATA / "tiny_pack"
 GOLDEN = DATA / "tiny_pack.golden.ndjson"
 
 
-def runtime_distributions() -> list[metadata.Distribution]:
-    """NAT's runtime requirements and theirs, recursively, without extras."""
-    try:
-        from packaging.requirements import Requirement
-    except ImportError:
-        pytest.skip("the 'packaging' library is needed to read requirements")
-    todo, seen, dists = ["neural-audio-tokenizer"], set(), []
-    while todo:
-        name = todo.pop()
-        for text in metadata.requires(name) or []:
-            req = Requirement(text)
-            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
-                continue
-            key = req.name.lower().replace("_", "-")
-            if key in seen:
-                continue
-            seen.add(key)
-            try:
-                dist = metadata.distribution(req.name)
-            except metadata.PackageNotFoundError:
-                pytest.skip(f"runtime dependency {req.name} is not installed here")
-            dists.append(dist)
-            todo.append(req.name)
-    return dists
-
-
-def make_runtime_venv(root: Path) -> Path:
-    venv.EnvBuilder(system_site_packages=False, with_pip=False, symlinks=True).create(root)
-    python = root / "bin" / "python"
-    site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True, check=True).stdout.strip())
-    for dist in runtime_distributions():
-        if dist.files is None:
-            pytest.skip(f"{dist.metadata['Name']} has no RECORD: cannot tell its files")
-        tops = {f.parts[0] for f in dist.files if f.parts and f.parts[0] != ".." and not f.parts[0].endswith(".pth")}
-        for top in tops:
-            src = Path(dist.locate_file(top))
-            if src.exists() and not (site / top).exists():
-                (site / top).symlink_to(src)
-    (site / "neural_audio_tokenizer").symlink_to(REPO / "neural_audio_tokenizer")
-    return python
-
-
 def test_runtime_only_venv_pulls_and_tokenizes(tmp_path):
-    python = make_runtime_venv(tmp_path / "venv")
+    python = make_venv(tmp_path / "venv", None)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path / "home"), "XDG_DATA_HOME": str(tmp_path / "xdg"), "LANG": "C.UTF-8"}
 
     def run(*args: str) -> subprocess.CompletedProcess:

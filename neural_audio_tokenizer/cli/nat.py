@@ -27,7 +27,6 @@ from ..runtime.ndjson import error_record
 from ..runtime.records import LineOptions
 from ..runtime.sinks import DirectorySink, FileSink, Sink, StreamSink
 from ..runtime.inputs.splitter import split_parts
-from ..runtime.stream import TokenStream
 from . import command
 from .progress import Progress, configure_logging
 
