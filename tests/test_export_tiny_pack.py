@@ -59,7 +59,7 @@ def test_torch_reference_gives_the_golden_tokens(tmp_path, monkeypatch):
     golden = [json.loads(line) for line in GOLDEN.read_text().splitlines()[1:-1]]
     assert len(frames) == len(golden)
     for frame, line in zip(frames, golden):  # dense lines: every token present
-        assert frame.tokens() == {k: v for k, v in line.items() if k not in ("t", "kf")}
+        assert frame.values() == {k: v for k, v in line.items() if k not in ("t", "kf")}
     # and through the runtime's NDJSON writer: the reference's stream is the golden file
     monkeypatch.chdir(REPO)
     out = io.StringIO()
