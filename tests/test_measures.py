@@ -101,7 +101,23 @@ def test_sounding_frames_never_take_the_s0_code_of_silence(builtin):
     assert sounding and silent and all(f.S[0] == quiet for f in silent)
     assert not any(f.S[0] == quiet for f in sounding)
     book = builtin.pack.streams["S"].codebooks[0]
-    assert not any(np.array_equal(book[f.S[0]], book[quiet]) for f in sounding)  # nor a padding copy of it
+    twin = {f.S[0] for f in sounding if np.array_equal(book[f.S[0]], book[quiet])}
+    assert twin and len(twin) == 1 and twin.pop() >= 64  # the silence code's copy in the padded codebook: same vector, another number
+
+
+def test_without_a_twin_a_sounding_frame_takes_the_nearest_other_code(builtin):
+    gate = builtin.silence
+    quiet = int(gate.codes["S"][0])
+    book = np.eye(quiet + 2)  # every code distinct: the silence code has no copy
+    codes = {"S": np.array([[quiet, 0], [quiet, 0]]), "A": np.zeros((2, 2), int)}
+    seen = []
+
+    def requantize(rows, excluded):
+        seen.append((rows.tolist(), excluded.tolist()))
+        return np.array([[quiet + 1, 5]])
+
+    out = gate.keep_apart(np.array([True, False]), codes, book, requantize)
+    assert seen == [([False, True], [quiet])] and out["S"].tolist() == [[quiet, 0], [quiet + 1, 5]]
 
 
 def test_measures_in_every_encoding_and_without_them(tmp_path):
@@ -110,7 +126,8 @@ def test_measures_in_every_encoding_and_without_them(tmp_path):
     dense = run_nat(str(wav), check=True).stdout.decode()
     header, *frames, stats = [json.loads(x) for x in dense.splitlines()]
     assert set(header["measures"]) == {"dB", "hits"} and all(isinstance(f["dB"], int) and f["hits"] >= 0 for f in frames)
-    assert header["streams"]["S"]["codebook_sizes"] == [64, 128, 256, 256]
+    assert header["streams"]["S"]["codebook_sizes"] == [65, 128, 256, 256]  # S0: 64 codes and the silence code's twin
+    assert header["streams"]["A"]["codebook_sizes"] == [64, 128, 256, 256]
     want = read_streams(dense.splitlines(), "dense")[0].frames
     assert [f.level for f in want] == [f["dB"] for f in frames] and any(f.hits for f in want)
     for flags in (["--delta"], ["--rle"], ["--delta", "--rle"]):

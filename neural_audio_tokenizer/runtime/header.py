@@ -230,6 +230,15 @@ class Header:
         )
 
 
+def _emitted(name: str, spec: Any, pack: Any) -> tuple[int, ...]:
+    """Codes each level of a stream can emit: its distinct codes, and at S0 of a pack with a
+    silence floor and a padded level 0 the silence code's twin (silence.SilenceGate.keep_apart)."""
+    sizes = list(spec.level_sizes())
+    if name == "S" and pack.silence_floor_dbfs is not None and sizes[0] < spec.codebook_size:
+        sizes[0] += 1
+    return tuple(sizes)
+
+
 def make_header(
     pack: Any,
     *,
@@ -250,7 +259,7 @@ def make_header(
         pack=PackRef(pack.name, pack.manifest_sha256),
         frame_rate=pack.frame_rate,
         streams={
-            n: StreamInfo(s.levels, s.codebook_size, tuple(f"{n}{i}" for i in range(s.levels)), s.level_sizes())
+            n: StreamInfo(s.levels, s.codebook_size, tuple(f"{n}{i}" for i in range(s.levels)), _emitted(n, s, pack))
             for n, s in pack.streams.items()
         },
         measures=MEASURES,

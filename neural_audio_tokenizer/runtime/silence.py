@@ -292,19 +292,26 @@ class SilenceGate:
         return PushGate(LevelMeter(sample_rate, self.frame_rate, self.floor_dbfs), split)
 
     def keep_apart(self, silent: np.ndarray, codes: dict[str, np.ndarray], s_book: np.ndarray, requantize: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> dict[str, np.ndarray]:
-        """``codes`` of one chunk with no sounding frame on the S0 code of digital silence
-        (a flat chroma, as noise or a dense orchestra gives, would land there): such frames
-        get ``requantize(rows, excluded)``, their S codes with the level-0 codes ``excluded``
-        (the silence code and its copies in ``s_book``, a padded level-0 codebook) left out.
-        So S0 alone tells a pause from sound."""
+        """``codes`` of one chunk with no sounding frame on the S0 code of digital silence:
+        a flat chroma (noise, a dense orchestra, drums) lands there, and a reader must tell a
+        pause from sound by S0 alone. Such a frame takes the silence code's *twin*, its first
+        copy in the padded level-0 codebook ``s_book`` (the same vector, so the deeper levels
+        and the tokens' stability are what they were); a codebook without copies has no twin,
+        and the frame gets ``requantize(rows, excluded)``: its S codes with the silence code
+        (and any copy) left out."""
         if "S" not in self.codes:
             return codes
-        quiet = np.flatnonzero((s_book == s_book[int(self.codes["S"][0])]).all(axis=1))
-        clash = ~silent & np.isin(codes["S"][:, 0], quiet)
+        silence = int(self.codes["S"][0])
+        copies = np.flatnonzero((s_book == s_book[silence]).all(axis=1))
+        clash = ~silent & np.isin(codes["S"][:, 0], copies)
         if not clash.any():
             return codes
         s = np.array(codes["S"], copy=True)
-        s[clash] = requantize(clash, quiet)
+        twins = copies[copies != silence]
+        if len(twins):
+            s[clash, 0] = twins[0]
+        else:
+            s[clash] = requantize(clash, copies)
         return {**codes, "S": s}
 
     def apply(self, silent: np.ndarray, codes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
