@@ -68,8 +68,12 @@ class _Worker:
     """The thread that runs a LiveStream's engine on the queued blocks. It holds no reference
     to its stream, so a stream dropped without close() is collected, and its worker told to stop."""
 
-    def __init__(self, engine: Any, name: str) -> None:
+    def __init__(self, engine: Any, name: str, channels: int) -> None:
         self.engine = engine
+        self.channels = channels
+        self._rest = np.zeros(0, dtype=np.float32)  # an interleaved block's partial last frame
+        self.nonfinite = 0  # NaN/Inf samples replaced by 0 so far
+        self.clipped = 0
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.ready: deque[Frame] = deque()
         self.cond = threading.Condition()
@@ -89,7 +93,7 @@ class _Worker:
         while True:
             block = self.queue.get()
             try:
-                frames = self.engine.finish() if block is _END else self.engine.push(block)
+                frames = self.engine.finish() if block is _END else self.engine.push(self._mono(block))
             except BaseException as exc:  # noqa: BLE001 - handed to the producer's next call
                 with self.cond:
                     self.error = exc
@@ -101,6 +105,22 @@ class _Worker:
                 self.cond.notify_all()
             if block is _END:
                 return
+
+    def _mono(self, arr: np.ndarray) -> np.ndarray:
+        """A pushed block (checked by LiveStream.push) as mono float32, repaired as AudioSource.blocks does."""
+        arr = arr.astype(np.float32) / np.float32(32768.0) if arr.dtype == np.int16 else arr.astype(np.float32, copy=False)
+        if arr.ndim == 1:
+            if self.channels > 1:  # interleaved: keep a partial frame for the next block
+                arr = np.concatenate([self._rest, arr]) if len(self._rest) else arr
+                whole = len(arr) - len(arr) % self.channels
+                self._rest = arr[whole:].copy()
+                arr = arr[:whole]
+            arr = arr.reshape(-1, self.channels)
+        block = mono_of(arr) if len(arr) else np.zeros(0, dtype=np.float32)
+        block, nonfinite, clipped = repair(block)
+        self.nonfinite += nonfinite
+        self.clipped += clipped
+        return block
 
 
 class LiveStream:
@@ -117,27 +137,29 @@ class LiveStream:
         check_layout(sample_rate, channels, name)
         self.name = name
         self.sample_rate, self.channels = int(sample_rate), int(channels)
-        self._worker = _Worker(tokenizer.engine(self.sample_rate, live=True), name)
+        self._worker = _Worker(tokenizer.engine(self.sample_rate, live=True), name, self.channels)
         weakref.finalize(self, self._worker.queue.put, _END)  # dropped unclosed: the worker ends too
-        self._rest = np.zeros(0, dtype=np.float32)  # an interleaved block's partial last frame
         self._closed = False
-        self.nonfinite = 0
-        self.clipped = 0
         self.header: Header = make_header(tokenizer.pack, name=name, decoder="live", format="float32", sample_rate=self.sample_rate, channels=self.channels)
         self.stats: Stats | None = None
 
     def push(self, samples: Any) -> list[Frame]:
         """Queue a block: float32/float64 in [-1, 1] or int16 (scaled by 1/32768, as raw PCM),
         either [n, channels] or 1-D with channels interleaved (a block may end mid-frame).
-        Returns at once, with the frames that are ready by now (see :meth:`read`)."""
+        Returns at once, with the frames that are ready by now (see :meth:`read`): it only
+        checks and copies the block; mixing, repair and the encoders run on the worker."""
         if self._closed:
             raise InputError(f"{self.name}: push after close")
-        self._worker.put(self._mono(samples))
-        return self.read()
+        block = self._checked(samples)
+        ready = self.read()  # before the hand-over: then the worker, woken by it, never holds up this call
+        self._worker.put(block)
+        return ready
 
     def read(self) -> list[Frame]:
         """The frames made final since the last read, in order (often none); never waits."""
         w = self._worker
+        if not w.ready and w.error is None:  # nothing new: no lock to take (an audio callback's common case)
+            return []
         with w.cond:
             self._raise(w)
             frames = list(w.ready)
@@ -175,25 +197,21 @@ class LiveStream:
         if worker.error is not None:
             raise worker.error
 
-    def _mono(self, samples: Any) -> np.ndarray:
-        arr = np.asarray(samples)
-        if arr.dtype == np.int16:
-            arr = arr.astype(np.float32) / np.float32(32768.0)
-        elif arr.dtype.kind == "f":
-            arr = arr.astype(np.float32, copy=False)
-        else:
+    def _checked(self, samples: Any) -> np.ndarray:
+        """A copy of ``samples`` (the caller may reuse its buffer once push returns), or InputError."""
+        arr = np.array(samples)
+        if arr.dtype != np.int16 and arr.dtype.kind != "f":
             raise InputError(f"{self.name}: samples must be float32, float64 or int16, not {arr.dtype}")
-        if arr.ndim == 1:
-            if self.channels > 1:  # interleaved: keep a partial frame for the next block
-                arr = np.concatenate([self._rest, arr]) if len(self._rest) else arr
-                whole = len(arr) - len(arr) % self.channels
-                self._rest = arr[whole:].copy()
-                arr = arr[:whole]
-            arr = arr.reshape(-1, self.channels)
-        if arr.ndim != 2 or arr.shape[1] != self.channels:
+        if not (arr.ndim == 1 or (arr.ndim == 2 and arr.shape[1] == self.channels)):
             raise InputError(f"{self.name}: expected [samples, {self.channels}] or interleaved samples, got shape {np.shape(samples)}")
-        block = mono_of(arr) if len(arr) else np.zeros(0, dtype=np.float32)
-        block, nonfinite, clipped = repair(block)  # as AudioSource.blocks does
-        self.nonfinite += nonfinite
-        self.clipped += clipped
-        return np.array(block, dtype=np.float32)  # a copy: the caller may reuse its buffer once push returns
+        return arr
+
+    @property
+    def nonfinite(self) -> int:
+        """NaN/Inf samples replaced by silence so far (through the worker)."""
+        return self._worker.nonfinite
+
+    @property
+    def clipped(self) -> int:
+        """Samples beyond +-MAX_AMPLITUDE clipped so far (through the worker)."""
+        return self._worker.clipped
