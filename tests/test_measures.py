@@ -164,3 +164,26 @@ def test_the_prompt_carries_the_measures_at_any_budget(tmp_path):
         out = run_nat("prompt", str(wav), "--format", "text", "--budget", budget, check=True).stdout.decode()
         rows = [line.split() for line in out.splitlines() if line[:1].isdigit() and " S " in line]
         assert rows and all("dB" in r and r[r.index("dB") + 2] == "hits" for r in rows), budget
+
+
+def test_the_schema_takes_measures_and_refuses_bad_ones():
+    jsonschema = pytest.importorskip("jsonschema")
+    from conftest import REPO
+
+    schema = json.loads((REPO / "neural_audio_tokenizer" / "schema" / "ndjson-v1.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    frame = {"t": 0.2, "S0": 1, "S1": 2, "S2": 3, "S3": 4, "A0": 5, "A1": 6, "A2": 7, "A3": 8}
+    validator.validate({**frame, "dB": -23, "hits": 2})
+    validator.validate(frame)  # a stream without measures stays valid
+    for bad in ({"dB": "loud"}, {"dB": -120}, {"hits": -1}, {"hits": 1.5}):
+        assert not validator.is_valid({**frame, **bad}), bad
+
+
+def test_the_readmes_example_lines_are_what_nat_writes_for_the_example():
+    """README's first frame lines are real output (they once showed codes the built-in pack cannot emit)."""
+    from conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    shown = [json.loads(line) for line in readme.split("```json\n", 1)[1].split("```", 1)[0].splitlines() if line.startswith('{"t"')]
+    written = [json.loads(line) for line in run_nat("examples/demo.ogg", check=True).stdout.decode().splitlines()[1 : 1 + len(shown)]]
+    assert len(shown) == 2 and shown == written
