@@ -64,10 +64,7 @@ def _main_rendered(args: argparse.Namespace) -> int:
     except (CorpusError, NatError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print(json.dumps(result, indent=1) if args.json else rendered.format_report(result), end="" if not args.json else "\n")
-    if args.require_goals and not all(g["met"] for g in result["goals"]):
-        return EXIT_GOALS
-    return EXIT_OK
+    return _report(args, result, rendered.format_report)
 
 
 def _main_audio(args: argparse.Namespace) -> int:
@@ -85,7 +82,12 @@ def _main_audio(args: argparse.Namespace) -> int:
     except (music.AudioEvalError, NatError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print(json.dumps(result, indent=1) if args.json else music.format_report(result), end="" if not args.json else "\n")
+    return _report(args, result, music.format_report)
+
+
+def _report(args: argparse.Namespace, result: dict, format_report) -> int:
+    """Print ``result`` (JSON or the Markdown report); the exit code under --require-goals."""
+    print(json.dumps(result, indent=1) if args.json else format_report(result), end="" if not args.json else "\n")
     if args.require_goals and not all(g["met"] for g in result["goals"]):
         return EXIT_GOALS
     return EXIT_OK
