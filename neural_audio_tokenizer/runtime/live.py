@@ -3,8 +3,8 @@
 The model is sherpa-onnx's streaming API: create a stream, accept waveform, read what is
 ready. ``Tokenizer.live(sample_rate, channels)`` returns a :class:`LiveStream`; an app
 calls ``push(samples)`` from its audio callback with blocks of any size. ``push`` only
-converts the block to mono and queues it: a worker thread the stream owns runs the
-streaming engine (runtime/engine.py), so an audio callback never waits for an encoder,
+checks, copies and queues the block: a worker thread the stream owns mixes it to mono and
+runs the streaming engine (runtime/engine.py), so an audio callback never waits for an encoder,
 whatever the pack. Frames are read with ``read()`` (or come back from ``push``) as soon as
 the worker has them, and ``close()`` returns the rest. They are the frames
 ``Tokenizer.encode`` gives for the whole recording (tests/test_live.py).
@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .inputs.audio import mono_of, repair
+from .inputs.audio import Damage, mono_of
 from .features import Chunking
 from .header import Header, Stats, StatsCounter, make_header, make_stats
 from .inputs.limits import check_layout
@@ -72,8 +72,7 @@ class _Worker:
         self.engine = engine
         self.channels = channels
         self._rest = np.zeros(0, dtype=np.float32)  # an interleaved block's partial last frame
-        self.nonfinite = 0  # NaN/Inf samples replaced by 0 so far
-        self.clipped = 0
+        self.damage = Damage()
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.ready: deque[Frame] = deque()
         self.cond = threading.Condition()
@@ -117,10 +116,7 @@ class _Worker:
                 arr = arr[:whole]
             arr = arr.reshape(-1, self.channels)
         block = mono_of(arr) if len(arr) else np.zeros(0, dtype=np.float32)
-        block, nonfinite, clipped = repair(block)
-        self.nonfinite += nonfinite
-        self.clipped += clipped
-        return block
+        return self.damage.repaired(block)
 
 
 class LiveStream:
@@ -209,9 +205,9 @@ class LiveStream:
     @property
     def nonfinite(self) -> int:
         """NaN/Inf samples replaced by silence so far (through the worker)."""
-        return self._worker.nonfinite
+        return self._worker.damage.nonfinite
 
     @property
     def clipped(self) -> int:
         """Samples beyond +-MAX_AMPLITUDE clipped so far (through the worker)."""
-        return self._worker.clipped
+        return self._worker.damage.clipped

@@ -83,6 +83,7 @@ class HitCounter:
         self.window = 1 << max(4, round(math.log2(sample_rate * 0.0232)))  # 1024 at 44.1 kHz
         freqs = np.fft.rfftfreq(self.window, 1.0 / sample_rate)
         self.band = (freqs >= self.HIT_BAND_HZ[0]) & (freqs < self.HIT_BAND_HZ[1])
+        self.hears = int(self.band.sum()) >= 2  # a rate too low for the band hears no hits
         self.taper = np.hanning(self.window)
         self._tail = np.zeros(self.window, dtype=np.float64)  # the samples before this frame
         self._history = [-math.inf] * 3  # the three slices before this frame, in dB
@@ -93,7 +94,7 @@ class HitCounter:
             return 0
         buf = np.concatenate([self._tail, x.astype(np.float64)])
         self._tail = buf[-self.window :]
-        if self.band.sum() < 2:  # a rate too low to hear the band
+        if not self.hears:
             return 0
         slices = min(self.SLICES, len(x))
         ends = [self.window + (i + 1) * len(x) // slices for i in range(slices)]

@@ -177,7 +177,7 @@ class Tokenizer:
             source.check_end()
 
         def finish() -> dict:
-            return {"samples": source.samples, "sample_rate": fmt.sample_rate, "nonfinite_samples": source.nonfinite, **source.identity()}
+            return {"samples": source.samples, "sample_rate": fmt.sample_rate, "nonfinite_samples": source.damage.nonfinite, **source.identity()}
 
         return counted(header, frames(), finish)
 
@@ -246,5 +246,5 @@ def token_stream(pack: Pack, source: AudioSource, frames: Iterator[Frame]) -> To
     return counted(
         header,
         frames,
-        lambda: {"samples": source.decoded, "sample_rate": info.sample_rate, "nonfinite_samples": source.nonfinite},
+        lambda: {"samples": source.decoded, "sample_rate": info.sample_rate, "nonfinite_samples": source.damage.nonfinite},
     )

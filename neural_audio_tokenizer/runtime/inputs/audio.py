@@ -28,7 +28,7 @@ import os
 import re
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import numpy as np
@@ -69,23 +69,40 @@ class SourceInfo:
 
 
 @dataclass
+class Damage:
+    """What :func:`repair` changed in a stream's blocks so far: NaN/Inf samples replaced by
+    0, samples clipped to +-MAX_AMPLITUDE. Files, pipes and pushed audio each keep one."""
+
+    nonfinite: int = 0
+    clipped: int = 0
+
+    def repaired(self, block: np.ndarray) -> np.ndarray:
+        """``block`` repaired, counted."""
+        block, nonfinite, clipped = repair(block)
+        self.nonfinite += nonfinite
+        self.clipped += clipped
+        return block
+
+    def notes(self) -> list[str]:
+        """The warnings for what was replaced or clipped."""
+        return damage_notes(self.nonfinite, self.clipped)
+
+
+@dataclass
 class AudioSource:
     """A decoded input: its info and a one-shot iterator of mono float32 blocks."""
 
     info: SourceInfo
     _blocks: Iterator[np.ndarray]
     decoded: int = 0  # mono samples delivered so far
-    nonfinite: int = 0  # NaN/Inf samples replaced by 0 so far
-    clipped: int = 0  # samples beyond +-MAX_AMPLITUDE clipped so far
+    damage: Damage = field(default_factory=Damage)  # samples replaced or clipped so far
     header_note: str | None = None  # what the container header says is wrong, if anything
     declared_raw: bool = False  # raw because the user said so (--raw), not as a fallback
 
     def blocks(self) -> Iterator[np.ndarray]:
         """The mono float32 blocks, once; NaN/Inf become 0 and absurd amplitudes are clipped (counted)."""
         for block in self._blocks:
-            block, nonfinite, clipped = repair(block)
-            self.nonfinite += nonfinite
-            self.clipped += clipped
+            block = self.damage.repaired(block)
             self.decoded += len(block)
             yield block
 
@@ -101,7 +118,7 @@ class AudioSource:
             got = self.decoded / info.sample_rate
             if got < info.duration_s - max(0.05, 0.01 * info.duration_s):
                 notes.append(f"decoded {got:.3f} s of the {info.duration_s:.3f} s its header declares (truncated?)")
-        return notes + damage_notes(self.nonfinite, self.clipped)
+        return notes + self.damage.notes()
 
 
 def repair(block: np.ndarray) -> tuple[np.ndarray, int, int]:

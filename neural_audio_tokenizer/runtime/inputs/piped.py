@@ -30,7 +30,7 @@ from typing import BinaryIO
 import numpy as np
 
 from ...errors import InputError
-from .audio import AudioSource, damage_notes, mono_of, open_bytes, repair
+from .audio import AudioSource, Damage, mono_of, open_bytes
 from .limits import read_error
 from .pcm import PcmDecoder, PcmFormat, raw_format
 from .riff import UnsupportedWav, parse_wav_header
@@ -118,8 +118,7 @@ class PipedSource:
         self.format: PcmFormat | None = None
         self.source: AudioSource | None = None  # for a part decoded whole
         self.samples = 0  # mono samples delivered so far
-        self.nonfinite = 0  # NaN/Inf samples replaced by 0 so far
-        self.clipped = 0
+        self.damage = Damage()
         self._head = b""
         self._ended = False
         self._limit: int | None = None
@@ -168,9 +167,7 @@ class PipedSource:
         absurd amplitudes clipped, counted, as AudioSource.blocks does)."""
         for block in self._decoded():
             if len(block):
-                mono, nonfinite, clipped = repair(mono_of(block))
-                self.nonfinite += nonfinite
-                self.clipped += clipped
+                mono = self.damage.repaired(mono_of(block))
                 self.samples += len(mono)
                 yield mono
 
@@ -201,7 +198,7 @@ class PipedSource:
             notes.append(f"header declares {self._limit_declared} bytes of audio data, the input held {held} (truncated?)")
         elif self.trailing and not self.format.pad_partial:
             notes.append(f"ends mid-sample: the last {self.trailing} bytes (a partial sample frame) were dropped")
-        return notes + damage_notes(self.nonfinite, self.clipped)
+        return notes + self.damage.notes()
 
     def identity(self) -> dict:
         """The stats line's ``source``: what the header could not say yet."""
