@@ -124,7 +124,7 @@ class LevelMeter:
     is whole), so they do not depend on how the samples arrived in blocks: the same samples
     give the same levels from a file, a pipe or the push API."""
 
-    def __init__(self, sample_rate: int, frame_rate: int, floor_dbfs: float | None) -> None:
+    def __init__(self, sample_rate: int, frame_rate: int, floor_dbfs: float | None, count_hits: bool = True) -> None:
         self.sample_rate = sample_rate
         self.frame_rate = frame_rate
         self.power = None if floor_dbfs is None else floor_power(floor_dbfs)
@@ -133,7 +133,7 @@ class LevelMeter:
         self.levels: list[int] = []  # dBFS, whole numbers
         self.hits: list[int] = []
         self._held: list[np.ndarray] = []  # the undecided frame's samples so far
-        self._hits = HitCounter(sample_rate)
+        self._hits = HitCounter(sample_rate) if count_hits else None  # feature collection needs no hits
 
     def frame_of(self, sample: int) -> int:
         return sample * self.frame_rate // self.sample_rate
@@ -164,7 +164,7 @@ class LevelMeter:
         self._held = []
         power = float(np.square(x, dtype=np.float64).mean())
         silent = self.power is not None and power < self.power
-        hits = self._hits.count(x)  # counted even in silence: the next frame's attacks are measured against it
+        hits = self._hits.count(x) if self._hits is not None else 0  # counted even in silence: the next frame's attacks are measured against it
         self.silent.append(silent)
         self.levels.append(LEVEL_MIN_DB if silent else level_db(power))  # below the floor all is silence, as the tokens say
         self.hits.append(0 if silent else hits)
@@ -284,7 +284,9 @@ class SilenceGate:
     def meter(self, source: Any) -> Any:
         """``source`` (an AudioSource) gated as the engine gates it, for feature collection;
         as is without a floor."""
-        return source if self.floor_dbfs is None else MeteredSource(source, self.push_gate(source.info.sample_rate))
+        if self.floor_dbfs is None:
+            return source
+        return MeteredSource(source, PushGate(LevelMeter(source.info.sample_rate, self.frame_rate, self.floor_dbfs, count_hits=False)))
 
     def push_gate(self, sample_rate: int, split: bool = False) -> PushGate:
         """The meter and gate for one input's mono samples at ``sample_rate`` (``split``:

@@ -85,7 +85,12 @@ class Damage:
 
     def notes(self) -> list[str]:
         """The warnings for what was replaced or clipped."""
-        return damage_notes(self.nonfinite, self.clipped)
+        notes = []
+        if self.nonfinite:
+            notes.append(f"{self.nonfinite} NaN or infinite samples replaced by silence")
+        if self.clipped:
+            notes.append(f"{self.clipped} samples beyond +-{MAX_AMPLITUDE:g} (full scale is 1) clipped")
+        return notes
 
 
 @dataclass
@@ -133,16 +138,6 @@ def repair(block: np.ndarray) -> tuple[np.ndarray, int, int]:
         clipped = int(np.count_nonzero(np.abs(block) > MAX_AMPLITUDE))
         block = np.clip(block, -MAX_AMPLITUDE, MAX_AMPLITUDE)
     return block, nonfinite, clipped
-
-
-def damage_notes(nonfinite: int, clipped: int) -> list[str]:
-    """The warnings for samples that were replaced (NaN/Inf) or clipped (beyond MAX_AMPLITUDE)."""
-    notes = []
-    if nonfinite:
-        notes.append(f"{nonfinite} NaN or infinite samples replaced by silence")
-    if clipped:
-        notes.append(f"{clipped} samples beyond +-{MAX_AMPLITUDE:g} (full scale is 1) clipped")
-    return notes
 
 
 def display_name(path: str) -> str:
